@@ -1,0 +1,1 @@
+"""MatTA core library."""
