@@ -59,6 +59,9 @@ class HashedNgramFeaturizer:
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Term counts per (text, bucket)."""
         texts = list(texts)
+        if not texts:
+            # scikit-learn's hasher raises StopIteration on an empty input; an empty split is a valid 0-row matrix.
+            return sp.csr_matrix((0, self.config.num_buckets), dtype=np.float32)
         matrix = self._vectorizers[0].transform(texts)
         for vectorizer in self._vectorizers[1:]:
             matrix = matrix + vectorizer.transform(texts)
