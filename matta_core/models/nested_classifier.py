@@ -27,7 +27,8 @@ class NestedClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode="sum")
+        # Sparse gradients: a batch touches ~1e4 of 2.6e5 rows; see training/optim.py (SplitOptimizer) for why.
+        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode="sum", sparse=True)
         nn.init.normal_(self.embedding.weight, std=0.1)
         # IDF is data, not a parameter: fitted on the training split and carried into every extracted model.
         self.register_buffer("idf", torch.ones(config.features.num_buckets))

@@ -28,6 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from matta_core.training.optim import SplitOptimizer
+
 FORMAT = "matta.training_checkpoint"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -86,7 +88,7 @@ def save_checkpoint(
     directory: str | Path,
     step: int,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | SplitOptimizer,
     rng: dict[str, torch.Tensor],
     state: dict[str, Any],
 ) -> Path:
@@ -177,7 +179,7 @@ def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch
 
 
 def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], document: dict[str, Any]
+    optimizer: torch.optim.Optimizer | SplitOptimizer, tensors: dict[str, torch.Tensor], document: dict[str, Any]
 ) -> None:
     """Rebuild the state_dict written by `flatten_optimizer_state` and load it into `optimizer`."""
     state: dict[int, dict[str, Any]] = {}

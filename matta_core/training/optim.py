@@ -57,3 +57,74 @@ def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torc
 
 register_optimizer("adamw", _adamw)
 register_optimizer("sgd", _sgd)
+
+
+class SplitOptimizer:
+    """Two optimizers behind one interface: lazy Adam for sparse-gradient tables, the chosen one for the rest.
+
+    Why: the hashed embedding table (2^18 x 128 = 33.5M weights) holds >95 % of the parameters but a batch touches
+    only ~15k of its rows. A dense optimizer reads and writes all 33.5M weights and moments every step (measured
+    ~180 ms/step on 2 cores); sparse gradients with `SparseAdam` update only the touched rows (~14 ms/step).
+    SparseAdam is "lazy": a row's moments advance only when the row is used, which is the usual choice for large
+    embedding tables. The state dict numbers the parameters of both optimizers consecutively, sparse ones first,
+    so checkpoints store it like any single optimizer's.
+    """
+
+    def __init__(self, sparse: torch.optim.Optimizer, dense: torch.optim.Optimizer) -> None:
+        self.parts = (sparse, dense)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict:
+        state: dict[int, dict] = {}
+        groups: list[dict] = []
+        offset = 0
+        for part in self.parts:
+            sub = part.state_dict()
+            state.update({offset + int(i): s for i, s in sub["state"].items()})
+            for group in sub["param_groups"]:
+                groups.append({**group, "params": [offset + int(i) for i in group["params"]]})
+            offset += sum(len(g["params"]) for g in sub["param_groups"])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        groups = iter(state_dict["param_groups"])
+        offset = 0
+        for part in self.parts:
+            sub_groups = [next(groups) for _ in part.param_groups]
+            count = sum(len(g["params"]) for g in sub_groups)
+            part.load_state_dict({
+                "state": {
+                    int(i) - offset: s for i, s in state_dict["state"].items() if offset <= int(i) < offset + count
+                },
+                "param_groups": [{**g, "params": [int(i) - offset for i in g["params"]]} for g in sub_groups],
+            })
+            offset += count
+
+
+def make_model_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer | SplitOptimizer:
+    """The optimizer for `model`: `name` for dense parameters, lazy Adam for sparse-gradient embedding tables."""
+    sparse_ids = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.sparse
+    }
+    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
+    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+    if not sparse:
+        return make_optimizer(name, dense, lr, weight_decay)
+    # Weight decay is not applied to the table (SparseAdam has none): see TrainConfig.weight_decay for why it
+    # would hurt rare n-grams anyway.
+    return SplitOptimizer(torch.optim.SparseAdam(sparse, lr=lr), make_optimizer(name, dense, lr, weight_decay))

@@ -42,7 +42,7 @@ from matta_core.training.checkpoint import (
 from matta_core.training.config import RESUMABLE_CHANGES, TrainConfig
 from matta_core.training.data import BatchOrder, TrainingBatch, TrainingData, TrainingDataError
 from matta_core.training.determinism import deterministic, resolve_device, restore_rng_state, rng_state, seed_everything
-from matta_core.training.optim import make_optimizer
+from matta_core.training.optim import SplitOptimizer, make_model_optimizer
 
 
 @dataclass
@@ -107,7 +107,7 @@ def train(
             idf = inverse_document_frequency(data.features, net_config.features.num_buckets)
         model.set_idf(torch.as_tensor(idf))
         model.to(device)
-        optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
+        optimizer = make_model_optimizer(config.optimizer, model, config.lr, config.weight_decay)
         run = _RunState()
         if checkpoint_path is not None:
             run = _resume(checkpoint_path, resume, model, optimizer, sampler, model_config, config, len(data),
@@ -291,7 +291,7 @@ def _resume(
     directory: Path,
     resume: bool,
     model: NestedClassifier,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | SplitOptimizer,
     sampler: torch.Generator,
     model_config: ClassifierConfig,
     config: TrainConfig,
