@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class ExtractedConfig:
     # Where it came from: the TA's widths, so a reader can tell a Student from a Mix'n'Match cut.
     ta_widths: tuple[int, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def with_metadata(self, **values: Any) -> ExtractedConfig:
+        """A copy with `values` added to `metadata` (name, arm, lineage: whatever a reader needs to know)."""
+        return replace(self, metadata={**self.metadata, **values})
 
     def build(self) -> StandaloneClassifier:
         return StandaloneClassifier(

@@ -1,0 +1,39 @@
+"""Saving and loading the trained nested model (the TA with every sub-model inside): safetensors + JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from matta_core.models.classifier_config import ClassifierConfig
+from matta_core.models.nested_classifier import NestedClassifier
+
+WEIGHTS = "model.safetensors"
+CONFIG = "model_config.json"
+
+
+def save_nested(model: NestedClassifier, directory: str | Path) -> Path:
+    """Write the weights and config; each file lands whole (written beside, then renamed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    staging = directory / f".{WEIGHTS}.tmp"
+    save_file(state, str(staging))
+    staging.replace(directory / WEIGHTS)
+    staging = directory / f".{CONFIG}.tmp"
+    staging.write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n")
+    staging.replace(directory / CONFIG)
+    return directory
+
+
+def load_nested(directory: str | Path) -> NestedClassifier:
+    """Rebuild a `NestedClassifier` saved by `save_nested` (no pickle)."""
+    directory = Path(directory)
+    for name in (WEIGHTS, CONFIG):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name} is missing: {directory} is not a saved nested model")
+    model = NestedClassifier(ClassifierConfig.from_dict(json.loads((directory / CONFIG).read_text())))
+    model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    return model.eval()

@@ -1,0 +1,73 @@
+"""Step 3: train the TA and Student jointly (MatTA), and the baselines at the same budget.
+
+Outputs: `nested/` (the trained nested model: every width lives in it), `baselines/<arm>/` (standalone Student-size
+models trained with `kd` or `ce_only`), `checkpoints/<arm>/` (resume points: a rerun of a killed step continues
+from the last one) and `train_result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matta_core import storage
+from matta_core.config import DataSection, ModelSection, TrainSection
+from matta_core.extraction import extract, extracted_config, save_extracted
+from matta_core.features import HashedNgramFeaturizer, inverse_document_frequency
+from matta_core.models.nested_io import save_nested
+from matta_core.steps.inputs import load_inputs
+from matta_core.steps.layout import BASELINES_DIR, CHECKPOINTS_DIR, METRICS_LOG, NESTED_DIR, TRAIN_RESULT
+from matta_core.steps.teacher_step import load_teacher_logits
+from matta_core.training import Callback, JsonlMetricsCallback, TrainingData, train
+
+
+def train_step(
+    prepared_dir: str,
+    teacher_dir: str | None,
+    out_dir: str,
+    model: ModelSection,
+    train_section: TrainSection,
+    data: DataSection,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every arm and write the folder described in the module docstring; returns the train results."""
+    out = Path(storage.to_local_path(out_dir))  # checkpoints need a real filesystem (a KFP artifact path is one)
+    inputs = load_inputs(prepared_dir, data)
+    config = model.classifier_config(num_classes=len(inputs.label_names))
+    rows = inputs.splits["train"]
+    features = HashedNgramFeaturizer(config.features).transform(rows.texts)
+    teacher_logits = None if teacher_dir is None else load_teacher_logits(teacher_dir, "train")
+    training_data = TrainingData(features, rows.labels, teacher_logits, num_classes=config.num_classes)
+    idf = inverse_document_frequency(features, config.features.num_buckets)
+
+    results: dict[str, Any] = {}
+    for arm in ["matta", *train_section.baselines]:
+        hooks = [JsonlMetricsCallback(out / arm / METRICS_LOG), *callbacks]
+        trained, result = train(
+            config,
+            training_data,
+            train_section.train_config(arm, progress=progress),
+            idf=idf,
+            checkpoint_dir=out / CHECKPOINTS_DIR / arm,
+            callbacks=hooks,
+        )
+        results[arm] = result.to_dict()
+        if arm == "matta":
+            save_nested(trained, out / NESTED_DIR)
+        else:
+            standalone = extract(trained, config.student_widths)
+            meta = extracted_config(config.sub_config(config.student_widths), config.student_widths, inputs.label_names)
+            name = f"{arm}-{'x'.join(str(w) for w in config.student_widths)}"
+            save_extracted(standalone, meta.with_metadata(arm=arm, name=name), out / BASELINES_DIR / arm)
+    summary = {
+        "arms": results,
+        "model_config": config.to_dict(),
+        "label_names": list(inputs.label_names),
+        "train_rows": len(rows.texts),
+        "data_content_hash": inputs.content_hash,
+    }
+    (out / TRAIN_RESULT).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    return summary
