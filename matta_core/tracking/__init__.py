@@ -1,0 +1,51 @@
+"""MLflow tracking for matta: the one seam through which the library talks to MLflow.
+
+- `uri`: which store (``resolve_tracking_uri``; default ``<output dir>/mlflow.db``) and a fail-fast check.
+- `runs`: one parent run per pipeline run (``pipeline_run``), a nested child per step (``step_run``, any
+  process), and batched ``log_params_flat`` / ``log_metrics`` / ``set_lineage_tags``.
+- `tags`: every ``matta.*`` tag, documented in one place.
+- `callback`: ``MLflowMetricsCallback`` for the trainer.
+- `models`: ``log_standalone_model`` (pickle-free pyfunc from code); `artifacts`: reports, figures, JSON.
+
+Nothing else in matta imports mlflow; this package needs it installed (``mlflow==3.17.2``).
+"""
+
+from __future__ import annotations
+
+try:
+    import mlflow  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("matta_core.tracking needs mlflow, which is not installed: install mlflow==3.17.2") from exc
+
+from matta_core.tracking.artifacts import log_figure, log_json, log_report
+from matta_core.tracking.callback import MLflowMetricsCallback
+from matta_core.tracking.errors import TrackingError
+from matta_core.tracking.models import log_standalone_model
+from matta_core.tracking.runs import (
+    TrackedRun,
+    log_metrics,
+    log_params_flat,
+    pipeline_run,
+    set_lineage_tags,
+    set_tags,
+    step_run,
+)
+from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
+
+__all__ = [
+    "MLflowMetricsCallback",
+    "TrackedRun",
+    "TrackingError",
+    "check_tracking_uri",
+    "log_figure",
+    "log_json",
+    "log_metrics",
+    "log_params_flat",
+    "log_report",
+    "log_standalone_model",
+    "pipeline_run",
+    "resolve_tracking_uri",
+    "set_lineage_tags",
+    "set_tags",
+    "step_run",
+]
