@@ -124,3 +124,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowSe
         yield server
     finally:
         stop_server(server.process)
+
+
+@pytest.fixture(autouse=True)
+def clean_mlflow_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No tracking URI from the caller's environment in, no active run or global URI out.
+
+    Autouse where a conftest imports it. Tests run in their tmp folder: a store MLflow opens by default
+    (``./mlflow.db``) never lands in the repo.
+    """
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

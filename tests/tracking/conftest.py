@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
 
 from matta_core.tracking import resolve_tracking_uri
-from tests.mlflow_server import MLflowServer, mlflow_server  # noqa: F401  (registers the session fixture)
+from tests.mlflow_server import MLflowServer, clean_mlflow_state, mlflow_server  # noqa: F401  (registers the fixtures)
 
 BACKENDS = ["sqlite", "server"]
 
@@ -35,19 +33,6 @@ def experiment_name(request: pytest.FixtureRequest) -> str:
     """A fresh experiment name per test, so tests sharing a store never see each other's runs."""
     return f"{request.node.name}-{uuid.uuid4().hex[:8]}"
 
-
-@pytest.fixture(autouse=True)
-def clean_mlflow_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No tracking URI from the caller's environment in, no active run or global URI out.
-
-    Tests run in their tmp folder: a store MLflow opens by default (``./mlflow.db``) never lands in the repo.
-    """
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture
