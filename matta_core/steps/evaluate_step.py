@@ -28,6 +28,9 @@ def evaluate_step(
         "arm": config.metadata.get("arm", "matta"),
         "split": split,
         "model_dir": model_dir,
+        # Lineage travels with the numbers, so the report (and its MLflow run) can say what they were measured on.
+        "data_content_hash": config.metadata.get("data_content_hash"),
+        "teacher_cache_key": config.metadata.get("teacher_cache_key"),
     }
     storage.write_text(storage.join(out_dir, EVALUATION), json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record

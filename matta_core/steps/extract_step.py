@@ -55,6 +55,7 @@ def extract_step(
         parity_max_abs_diff=max_diff,
         parity_rows=len(features),
         data_content_hash=summary["data_content_hash"],
+        teacher_cache_key=summary.get("teacher_cache_key"),
     )
     save_extracted(standalone, meta, out_dir)
     return {"name": name, "widths": list(widths_t), "parity_max_abs_diff": max_diff}

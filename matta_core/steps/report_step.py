@@ -72,6 +72,16 @@ def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, 
     return report
 
 
+def markdown_with_inline_chart(report_dir: str | Path) -> str:
+    """`report.md` of `report_dir` with the chart embedded as a data URI, for viewers that show one file only.
+
+    The KFP UI renders a Markdown artifact on its own: a relative `pareto.png` link would show a broken image.
+    """
+    out = Path(report_dir)
+    image = base64.b64encode((out / PARETO_PNG).read_bytes()).decode()
+    return (out / REPORT_MD).read_text().replace(f"]({PARETO_PNG})", f"](data:image/png;base64,{image})")
+
+
 def _teacher_summary(teacher_dir: str | None) -> dict[str, Any]:
     if teacher_dir is None or not (Path(teacher_dir) / TEACHER_INFO).is_file():
         return {}

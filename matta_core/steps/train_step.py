@@ -8,7 +8,7 @@ from the last one) and `train_result.json`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,14 @@ from matta_core.extraction import extract, extracted_config, save_extracted
 from matta_core.features import HashedNgramFeaturizer, inverse_document_frequency
 from matta_core.models.nested_io import save_nested
 from matta_core.steps.inputs import load_inputs
-from matta_core.steps.layout import BASELINES_DIR, CHECKPOINTS_DIR, METRICS_LOG, NESTED_DIR, TRAIN_RESULT
+from matta_core.steps.layout import (
+    BASELINES_DIR,
+    CHECKPOINTS_DIR,
+    METRICS_LOG,
+    NESTED_DIR,
+    TEACHER_INFO,
+    TRAIN_RESULT,
+)
 from matta_core.steps.teacher_step import load_teacher_logits
 from matta_core.training import Callback, JsonlMetricsCallback, TrainingData, train
 
@@ -32,8 +39,13 @@ def train_step(
     data: DataSection,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    arm_callbacks: Callable[[str], Sequence[Callback]] | None = None,
 ) -> dict[str, Any]:
-    """Train every arm and write the folder described in the module docstring; returns the train results."""
+    """Train every arm and write the folder described in the module docstring; returns the train results.
+
+    `callbacks` observe every arm; `arm_callbacks(arm)` is called as each arm starts and its callbacks observe
+    that arm only (one MLflow run per arm, so the arms' loss curves do not overwrite each other).
+    """
     out = Path(storage.to_local_path(out_dir))  # checkpoints need a real filesystem (a KFP artifact path is one)
     inputs = load_inputs(prepared_dir, data)
     config = model.classifier_config(num_classes=len(inputs.label_names))
@@ -43,9 +55,13 @@ def train_step(
     training_data = TrainingData(features, rows.labels, teacher_logits, num_classes=config.num_classes)
     idf = inverse_document_frequency(features, config.features.num_buckets)
 
+    teacher_key = _teacher_cache_key(teacher_dir)
     results: dict[str, Any] = {}
+    baseline_dirs: dict[str, str] = {}
     for arm in ["matta", *train_section.baselines]:
         hooks = [JsonlMetricsCallback(out / arm / METRICS_LOG), *callbacks]
+        if arm_callbacks is not None:
+            hooks += arm_callbacks(arm)
         trained, result = train(
             config,
             training_data,
@@ -61,13 +77,25 @@ def train_step(
             standalone = extract(trained, config.student_widths)
             meta = extracted_config(config.sub_config(config.student_widths), config.student_widths, inputs.label_names)
             name = f"{arm}-{'x'.join(str(w) for w in config.student_widths)}"
-            save_extracted(standalone, meta.with_metadata(arm=arm, name=name), out / BASELINES_DIR / arm)
+            lineage = {"data_content_hash": inputs.content_hash, "teacher_cache_key": teacher_key}
+            save_extracted(standalone, meta.with_metadata(arm=arm, name=name, **lineage), out / BASELINES_DIR / arm)
+            baseline_dirs[arm] = f"{BASELINES_DIR}/{arm}"
     summary = {
         "arms": results,
         "model_config": config.to_dict(),
         "label_names": list(inputs.label_names),
         "train_rows": len(rows.texts),
         "data_content_hash": inputs.content_hash,
+        # Lineage for everything cut from this model: which Teacher outputs it was distilled from.
+        "teacher_cache_key": teacher_key,
+        # Baseline model folders relative to `out_dir`, so a pipeline can evaluate them without knowing the layout.
+        "baseline_dirs": baseline_dirs,
     }
     (out / TRAIN_RESULT).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return summary
+
+
+def _teacher_cache_key(teacher_dir: str | None) -> str | None:
+    if teacher_dir is None or not storage.exists(storage.join(teacher_dir, TEACHER_INFO)):
+        return None
+    return json.loads(storage.read_text(storage.join(teacher_dir, TEACHER_INFO))).get("cache_key")

@@ -1,0 +1,27 @@
+"""Component: cut one standalone model of the given per-layer widths out of the nested model (step 4)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from matta_core.image import default_image_tag
+
+
+@dsl.component(base_image=default_image_tag(), install_kfp_package=False)
+def extract_width(
+    trained: Input[Model],
+    prepared: Input[Dataset],
+    widths: list,
+    data_json: str,
+    code_version: str,
+    tracking_uri: str,
+    parent_run_id: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> None:
+    """Write the standalone model for `widths` (model.safetensors + config.json) to `model`; parity-checked."""
+    from matta_core.config import DataSection
+    from matta_core.steps import tracked
+
+    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    data = tracked.load_section(DataSection, data_json, "data")
+    tracked.publish_metrics(metrics, tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking))

@@ -1,0 +1,30 @@
+"""Component: compare every width with the Teacher and the baselines: table, Pareto front, chart (step 6)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
+
+from matta_core.image import default_image_tag
+
+
+@dsl.component(base_image=default_image_tag(), install_kfp_package=False)
+def write_report(
+    width_evaluations: Input[list[Dataset]],
+    baseline_evaluations: Input[list[Dataset]],
+    teacher: Input[Dataset],
+    code_version: str,
+    tracking_uri: str,
+    parent_run_id: str,
+    report: Output[Dataset],
+    report_html: Output[HTML],
+    report_md: Output[Markdown],
+    metrics: Output[Metrics],
+) -> None:
+    """Write the report folder (md, html, json, png) to `report`, and the HTML and Markdown views (chart inlined)
+    to `report_html` / `report_md`, which the KFP UI renders."""
+    from matta_core.steps import tracked
+
+    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
+    result = tracked.report(evaluation_dirs, teacher.path, report.path, tracking)
+    tracked.write_report_views(report.path, report_html.path, report_md.path)
+    tracked.publish_metrics(metrics, tracked.report_metrics(result))

@@ -1,0 +1,38 @@
+"""Component: train the TA and Student jointly (MatTA), and the baselines at the same budget (step 3)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from matta_core.image import default_image_tag
+
+
+@dsl.component(base_image=default_image_tag(), install_kfp_package=False)
+def train_models(
+    prepared: Input[Dataset],
+    teacher: Input[Dataset],
+    data_json: str,
+    model_json: str,
+    train_json: str,
+    code_version: str,
+    tracking_uri: str,
+    parent_run_id: str,
+    trained: Output[Model],
+    metrics: Output[Metrics],
+) -> list:
+    """Write the nested model, the baseline models and train_result.json to `trained`.
+
+    Returns the baseline models' sub-folders of `trained` (``["baselines/kd", ...]``): the pipeline evaluates
+    each, so the baselines are configured in one place (``train.baselines``).
+    """
+    from matta_core.config import DataSection, ModelSection, TrainSection
+    from matta_core.steps import tracked
+
+    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    data = tracked.load_section(DataSection, data_json, "data")
+    model = tracked.load_section(ModelSection, model_json, "model")
+    train_section = tracked.load_section(TrainSection, train_json, "train")
+    step_metrics, baseline_dirs = tracked.train(
+        prepared.path, teacher.path, trained.path, model, train_section, data, tracking
+    )
+    tracked.publish_metrics(metrics, step_metrics)
+    return baseline_dirs

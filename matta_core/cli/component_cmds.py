@@ -1,0 +1,171 @@
+"""`matta component <step>`: run one pipeline step from folders on disk, through its KFP component's own code.
+
+Each command calls the component's Python function (``components/``) with artifacts that point at the given
+paths, so a step reads and writes exactly the layout it has inside the pipeline: a folder written by
+``matta component prepare --prepared DIR`` is what ``matta component teacher --prepared DIR ...`` reads. Tracking is
+off unless ``--parent-run-id`` names an MLflow run to attach the step's child run to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matta_core.cli.app import app
+from matta_core.cli.common import ConfigOption, SetOption, load_config
+
+component_app = typer.Typer(help="Run one pipeline step from files on disk (the component's own code).",
+                            no_args_is_help=True)
+app.add_typer(component_app, name="component")
+
+PathIn = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True, resolve_path=True)]
+PathOut = Annotated[Path, typer.Option(resolve_path=True)]
+MetricsOption = Annotated[Path | None, typer.Option(
+    "--metrics", resolve_path=True, help="Where the step's metrics JSON goes (default: <output>.metrics.json).")]
+ParentRunOption = Annotated[str, typer.Option(
+    "--parent-run-id", help="MLflow run to attach this step's child run to (default: no tracking).")]
+TrackingUriOption = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow store of --parent-run-id (default: the config's tracking_uri).")]
+
+
+@component_app.command()
+def prepare(
+    prepared: PathOut, config: ConfigOption = None, set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Validate, deduplicate and split the data into --prepared."""
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("prepare", data_json=args["data_json"], prepared=_dataset(prepared), **_tracking(args),
+          metrics=_metrics(metrics, prepared))
+
+
+@component_app.command()
+def teacher(
+    prepared: PathIn, teacher: PathOut, config: ConfigOption = None, set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Run the Teacher (through its cache) over --prepared into --teacher."""
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("teacher", prepared=_dataset(prepared), data_json=args["data_json"], teacher_json=args["teacher_json"],
+          cache_dir=args["cache_dir"], teacher=_dataset(teacher), metrics=_metrics(metrics, teacher),
+          **_tracking(args))
+
+
+@component_app.command()
+def train(
+    prepared: PathIn, teacher: PathIn, trained: PathOut, config: ConfigOption = None,
+    set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Train the TA+Student and the baselines from --prepared and --teacher into --trained."""
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    baselines = _call("train", prepared=_dataset(prepared), teacher=_dataset(teacher), data_json=args["data_json"],
+                      model_json=args["model_json"], train_json=args["train_json"], trained=_model(trained),
+                      metrics=_metrics(metrics, trained), **_tracking(args))
+    typer.echo(f"baseline models: {', '.join(baselines) or 'none'}")
+
+
+@component_app.command()
+def extract(
+    trained: PathIn, prepared: PathIn, model: PathOut,
+    widths: Annotated[str, typer.Option(help="Per-layer widths, comma separated: 96 or 256,64.")],
+    config: ConfigOption = None, set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Cut the standalone model of --widths out of --trained into --model (parity-checked)."""
+    try:
+        parsed = [int(w) for w in widths.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--widths expects whole numbers separated by commas, got {widths!r}") from None
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("extract", trained=_model(trained), prepared=_dataset(prepared), widths=parsed,
+          data_json=args["data_json"], model=_model(model), metrics=_metrics(metrics, model), **_tracking(args))
+
+
+@component_app.command()
+def evaluate(
+    model: PathIn, prepared: PathIn, evaluation: PathOut, config: ConfigOption = None,
+    set_: SetOption = [],  # noqa: B006
+    model_subdir: Annotated[str, typer.Option(help="A model inside --model, e.g. baselines/kd.")] = "",
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Evaluate the standalone model in --model on the test split of --prepared into --evaluation."""
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("evaluate", model=_model(model), prepared=_dataset(prepared), data_json=args["data_json"],
+          measure_speed=args["measure_speed"], model_subdir=model_subdir, evaluation=_dataset(evaluation),
+          metrics=_metrics(metrics, evaluation), **_tracking(args))
+
+
+@component_app.command()
+def report(
+    evaluation: Annotated[list[Path], typer.Option(exists=True, file_okay=False, resolve_path=True,
+                                                   help="An evaluation folder; repeat for every model.")],
+    teacher: PathIn, report: PathOut, config: ConfigOption = None, set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Write the report (table, Pareto front, chart) over the --evaluation folders into --report."""
+    from kfp.dsl import HTML, Markdown
+
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("report", width_evaluations=[_dataset(e) for e in evaluation], baseline_evaluations=[],
+          teacher=_dataset(teacher), report=_dataset(report),
+          report_html=HTML(uri=str(report.with_name(report.name + ".html"))),
+          report_md=Markdown(uri=str(report.with_name(report.name + ".md"))),
+          metrics=_metrics(metrics, report), **_tracking(args))
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _common(config: Path | None, overrides: list[str], parent_run_id: str, tracking_uri: str | None) -> dict[str, Any]:
+    """The component parameters every step shares, from the validated config (exit 2 when it is invalid)."""
+    from pipelines.code_version import code_version
+    from pipelines.matta_pipeline import pipeline_arguments
+
+    run_config = load_config(config, overrides)
+    uri = tracking_uri if tracking_uri is not None else (run_config.tracking_uri or "")
+    args = pipeline_arguments(run_config, tracking_uri=uri, parent_run_id=parent_run_id)
+    return {**args, "code_version": code_version()}
+
+
+def _tracking(args: dict[str, Any]) -> dict[str, str]:
+    return {key: args[key] for key in ("code_version", "tracking_uri", "parent_run_id")}
+
+
+def _call(name: str, **kwargs: Any) -> Any:
+    """Run the component's function; a bad config section exits 2 like a bad config file."""
+    from components import COMPONENTS
+    from matta_core.config import ConfigError
+
+    func: Callable[..., Any] = COMPONENTS[name].python_func
+    try:
+        result = func(**kwargs)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    metrics = kwargs["metrics"]
+    typer.echo(f"{name}: done; metrics in {metrics.path}")
+    for key, value in sorted(metrics.metadata.items()):
+        typer.echo(f"  {key} = {value:g}")
+    return result
+
+
+def _dataset(path: Path) -> Any:
+    from kfp.dsl import Dataset
+
+    return Dataset(uri=str(path))
+
+
+def _model(path: Path) -> Any:
+    from kfp.dsl import Model
+
+    return Model(uri=str(path))
+
+
+def _metrics(path: Path | None, output: Path) -> Any:
+    from kfp.dsl import Metrics
+
+    return Metrics(uri=str(path if path is not None else output.with_name(output.name + ".metrics.json")))

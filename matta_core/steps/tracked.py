@@ -1,0 +1,343 @@
+"""The pipeline steps with their MLflow record: what each step logs in its child run of the pipeline run.
+
+The KFP components (``components/``) and ``matta component <name>`` call these functions and nothing else, so a
+step logs the same thing however it is started. Each function runs one step function from this package, opens
+a child run under the pipeline's parent run when tracking is on, logs params, metrics, lineage tags and models
+there, and returns the step's scalar metrics (which the component also publishes as its ``Output[Metrics]``).
+
+Tracking is off when `Tracking.parent_run_id` is empty: then MLflow is not even imported (a ~1 s import per
+step process), which is how the benchmark measures orchestration alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from matta_core.config import ConfigError, DataSection, ModelSection, TeacherSection, TrainSection
+from matta_core.steps.layout import (
+    EVALUATION,
+    PARETO_PNG,
+    REPORT_HTML,
+    REPORT_JSON,
+    REPORT_MD,
+    TEACHER_INFO,
+    TRAIN_RESULT,
+)
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+#: Texts logged as each model's MLflow input example (MLflow also predicts on them before logging).
+INPUT_EXAMPLE_ROWS = 3
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where a step records itself: a child of run `parent_run_id` in the store at `tracking_uri`.
+
+    `code_version` (package version + source hash, see ``pipelines/code_version.py``) becomes the
+    ``matta.code.version`` tag of every step run. An empty `parent_run_id` turns tracking off.
+    """
+
+    tracking_uri: str = ""
+    parent_run_id: str = ""
+    code_version: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.parent_run_id)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[str | None]:
+        """A child run named `name` under the parent; yields its run id, or None when tracking is off."""
+        if not self.enabled:
+            yield None
+            return
+        from matta_core.tracking import step_run
+
+        with step_run(self.parent_run_id, name, tracking_uri=self.tracking_uri or None) as run:
+            yield run.run_id
+
+
+def load_section(section: type[SectionT], text: str, name: str) -> SectionT:
+    """Parse one config section from its JSON (a pipeline parameter); bad values raise `ConfigError` by field."""
+    try:
+        return section.model_validate_json(text)
+    except ValidationError as error:
+        lines = [
+            f"  {'.'.join([name, *(str(p) for p in problem['loc'])])}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+        raise ConfigError(f"pipeline parameter {name}_json is invalid:\n" + "\n".join(lines)) from None
+
+
+def parse_widths(widths: Sequence[Any]) -> list[int]:
+    """Per-layer widths from a pipeline parameter: KFP hands list items over as floats (``[96.0]``)."""
+    parsed = []
+    for width in widths:
+        if isinstance(width, bool) or float(width) != int(float(width)):
+            raise ConfigError(f"widths {list(widths)}: every entry must be a whole number, got {width!r}")
+        parsed.append(int(float(width)))
+    return parsed
+
+
+def widths_label(widths: Sequence[int]) -> str:
+    """``[256, 64]`` -> ``256x64``: the width part of folder and run names (as in `run_local`)."""
+    return "x".join(str(w) for w in widths)
+
+
+# --- the steps ------------------------------------------------------------------------------------------
+
+
+def prepare(data: DataSection, out_dir: str, tracking: Tracking) -> dict[str, float]:
+    """Step 1: validate, dedupe and split the data; log row counts and the data's content hash."""
+    from matta_core.steps.prepare_step import prepare_step
+
+    with tracking.step("prepare") as run_id:
+        manifest = prepare_step(data, out_dir)
+        metrics = {f"rows_{split}": float(rows) for split, rows in manifest.row_counts.items()}
+        metrics["rows_quarantined"] = float(manifest.quarantine.get("total", 0) or 0)
+        metrics["num_labels"] = float(len(manifest.label_map))
+        if run_id is not None:
+            _log_step(run_id, {"data": data.model_dump()}, metrics)
+            _lineage(run_id, tracking, data_content_hash=manifest.content_hash)
+    return metrics
+
+
+def teacher(
+    prepared_dir: str, out_dir: str, teacher_section: TeacherSection, data: DataSection, cache_dir: str,
+    tracking: Tracking,
+) -> dict[str, float]:
+    """Step 2: the Teacher's outputs on every split, through the content-addressed cache."""
+    from matta_core.steps.teacher_step import teacher_step
+
+    with tracking.step("teacher") as run_id:
+        info = teacher_step(prepared_dir, out_dir, teacher_section, data, cache_dir, progress=False)
+        metrics: dict[str, float] = {}
+        for split, record in info["splits"].items():
+            if record["accuracy"] is not None:
+                metrics[f"teacher_accuracy_{split}"] = float(record["accuracy"])
+            cache = record.get("cache", {})
+            for key in ("hits", "misses"):
+                if isinstance(cache.get(key), int | float):
+                    metrics[f"cache_{key}_{split}"] = float(cache[key])
+        if run_id is not None:
+            _log_step(run_id, {"teacher": teacher_section.model_dump(), "cache_dir": cache_dir}, metrics)
+            _lineage(run_id, tracking, data_content_hash=info["data_content_hash"],
+                     teacher_cache_key=info["cache_key"], teacher_fingerprint=info["fingerprint"])
+    return metrics
+
+
+def train(
+    prepared_dir: str, teacher_dir: str, out_dir: str, model: ModelSection, train_section: TrainSection,
+    data: DataSection, tracking: Tracking,
+) -> tuple[dict[str, float], list[str]]:
+    """Step 3: train the TA+Student (MatTA) and the baselines; returns metrics and the baselines' sub-folders.
+
+    Each arm gets its own MLflow run nested under the train run (``train-matta``, ``train-kd``, ...), fed by
+    `MLflowMetricsCallback`, so the arms' loss curves sit side by side instead of overwriting each other.
+    The baseline models are logged by this step, which is the one that writes them.
+    """
+    from matta_core.steps.train_step import train_step
+
+    with tracking.step("train") as run_id, ExitStack() as arm_runs:
+        arm_callbacks: Callable[[str], list[Any]] | None = None
+        if run_id is not None:
+            from matta_core.tracking import MLflowMetricsCallback
+
+            teacher_info = json.loads((Path(teacher_dir) / TEACHER_INFO).read_text())
+            arm_tracking = Tracking(tracking.tracking_uri, run_id, tracking.code_version)
+
+            def callbacks_for(arm: str) -> list[Any]:
+                arm_runs.close()  # the previous arm is done: end its run FINISHED before the next one starts
+                arm_run_id = arm_runs.enter_context(arm_tracking.step(f"train-{arm}"))
+                assert arm_run_id is not None  # tracking is on: arm_tracking has a parent
+                _log_step(arm_run_id, {"arm": arm}, {})
+                _lineage(arm_run_id, tracking, data_content_hash=teacher_info["data_content_hash"],
+                         teacher_cache_key=teacher_info["cache_key"])
+                return [MLflowMetricsCallback(arm_run_id, every=1, tracking_uri=tracking.tracking_uri or None)]
+
+            arm_callbacks = callbacks_for
+
+        summary = train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
+                             arm_callbacks=arm_callbacks)
+        arm_runs.close()
+        metrics: dict[str, float] = {"train_rows": float(summary["train_rows"])}
+        for arm, result in summary["arms"].items():
+            metrics[f"{arm}_steps"] = float(result["steps"])
+            metrics[f"{arm}_wall_seconds"] = float(result["wall_seconds"])
+            metrics.update({f"{arm}_final_{k}": float(v) for k, v in result["final_loss"].items()})
+        baseline_dirs = list(summary["baseline_dirs"].values())
+        if run_id is not None:
+            params = {"model": model.model_dump(), "train": train_section.model_dump()}
+            _log_step(run_id, params, metrics)
+            _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
+                     teacher_cache_key=summary["teacher_cache_key"])
+            examples = _example_texts(prepared_dir, data)
+            for sub in baseline_dirs:
+                _log_model(str(Path(out_dir) / sub), _model_name(str(Path(out_dir) / sub)), examples)
+    return metrics, baseline_dirs
+
+
+def extract(
+    trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection, tracking: Tracking
+) -> dict[str, float]:
+    """Step 4: cut one standalone model out of the nested one (parity-checked); log it as an MLflow model."""
+    from matta_core.steps.extract_step import extract_step
+
+    parsed = parse_widths(widths)
+    with tracking.step(f"extract-{widths_label(parsed)}") as run_id:
+        result = extract_step(trained_dir, parsed, out_dir, prepared_dir, data)
+        metrics = {"parity_max_abs_diff": float(result["parity_max_abs_diff"])}
+        if run_id is not None:
+            summary = json.loads((Path(trained_dir) / TRAIN_RESULT).read_text())
+            _log_step(run_id, {"widths": parsed, "name": result["name"]}, metrics)
+            _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
+                     teacher_cache_key=summary.get("teacher_cache_key"), widths=parsed)
+            _log_model(out_dir, result["name"], _example_texts(prepared_dir, data))
+    return metrics
+
+
+def evaluate(
+    model_dir: str, prepared_dir: str, out_dir: str, data: DataSection, measure_speed: bool, tracking: Tracking
+) -> dict[str, float]:
+    """Step 5: quality and serving cost of one standalone model on the test split."""
+    from matta_core.extraction import load_extracted
+    from matta_core.steps.evaluate_step import evaluate_step
+
+    _, config = load_extracted(model_dir)
+    name = str(config.metadata.get("name", widths_label(config.hidden_widths)))
+    with tracking.step(f"evaluate-{name}") as run_id:
+        record = evaluate_step(model_dir, prepared_dir, out_dir, data, measure_speed=measure_speed)
+        metrics = _numbers(record)
+        if run_id is not None:
+            _log_step(run_id, {"name": name, "arm": record["arm"], "measure_speed": measure_speed}, metrics)
+            _lineage(run_id, tracking, data_content_hash=config.metadata.get("data_content_hash"),
+                     teacher_cache_key=config.metadata.get("teacher_cache_key"), widths=list(config.hidden_widths))
+    return metrics
+
+
+def report(evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking) -> dict[str, Any]:
+    """Step 6: the report (table, Pareto front, chart); logged to the report run and to the parent run.
+
+    The parent run gets the chart, the HTML report and one ``accuracy/<model>`` metric per model, so runs can be
+    compared in MLflow's run table without opening their children.
+    """
+    from matta_core.steps.report_step import report_step
+
+    evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
+    with tracking.step("report") as run_id:
+        result = report_step(evaluations, teacher_dir, out_dir)
+        metrics = report_metrics(result)
+        if run_id is not None:
+            from matta_core.tracking import log_figure, log_json, log_metrics, log_report
+
+            out = Path(out_dir)
+            teacher = result.get("teacher", {})
+            _log_step(run_id, {"models": len(result["models"])}, metrics)
+            _lineage(run_id, tracking, data_content_hash=_first(evaluations, "data_content_hash"),
+                     teacher_cache_key=teacher.get("cache_key"), teacher_fingerprint=teacher.get("fingerprint"))
+            for target in (run_id, tracking.parent_run_id):
+                log_report(out / REPORT_HTML, run_id=target)
+                log_figure(out / PARETO_PNG, run_id=target)
+            log_report(out / REPORT_MD, run_id=run_id)
+            log_json(json.loads((out / REPORT_JSON).read_text()), "report", run_id=run_id)
+            log_metrics(metrics, run_id=tracking.parent_run_id)
+    return result
+
+
+def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """``accuracy/<model>`` for every model in a report, plus the Teacher's when known."""
+    metrics = {f"accuracy/{r['name']}": float(r["accuracy"]) for r in report["models"]}
+    teacher_accuracy = report.get("teacher", {}).get("test_accuracy")
+    if teacher_accuracy is not None:
+        metrics["accuracy/teacher"] = float(teacher_accuracy)
+    return metrics
+
+
+def write_report_views(report_dir: str, html_path: str, markdown_path: str) -> None:
+    """Copy the report as single files a viewer renders alone (the KFP UI): HTML and Markdown, chart inlined."""
+    from matta_core.steps.report_step import markdown_with_inline_chart
+
+    for path, text in ((html_path, (Path(report_dir) / REPORT_HTML).read_text()),
+                       (markdown_path, markdown_with_inline_chart(report_dir))):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+
+def publish_metrics(artifact: Any, metrics: Mapping[str, float]) -> None:
+    """Fill a KFP ``Output[Metrics]`` (duck-typed: ``log_metric`` + ``path``) and write the same values to its file.
+
+    The file matters: kfp.local's cache treats a Metrics output whose file is missing as a miss, so without it
+    a step with metrics would never be served from the cache.
+    """
+    for key, value in metrics.items():
+        artifact.log_metric(key, float(value))
+    path = Path(artifact.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n")
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _log_step(run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    from matta_core.tracking import log_metrics, log_params_flat
+
+    log_params_flat(params, run_id=run_id)
+    log_metrics(metrics, run_id=run_id)
+
+
+def _lineage(
+    run_id: str,
+    tracking: Tracking,
+    *,
+    data_content_hash: str | None = None,
+    teacher_cache_key: str | None = None,
+    teacher_fingerprint: str | None = None,
+    widths: Sequence[int] | None = None,
+) -> None:
+    from matta_core.tracking import set_lineage_tags
+
+    set_lineage_tags(data_content_hash, teacher_cache_key, tracking.code_version or None,
+                     teacher_fingerprint=teacher_fingerprint, widths=None if widths is None else list(widths),
+                     run_id=run_id)
+
+
+def _log_model(model_dir: str, name: str, examples: Sequence[str]) -> str:
+    """Log the saved model as a pickle-free pyfunc into the active (step) run."""
+    from matta_core.tracking import log_standalone_model
+
+    return log_standalone_model(model_dir, name, input_example_texts=examples)
+
+
+def _model_name(model_dir: str) -> str:
+    from matta_core.extraction import load_extracted
+
+    _, config = load_extracted(model_dir)
+    return str(config.metadata.get("name", widths_label(config.hidden_widths)))
+
+
+def _example_texts(prepared_dir: str, data: DataSection) -> list[str]:
+    from matta_core.steps.inputs import load_inputs
+
+    return load_inputs(prepared_dir, data).splits["validation"].texts[:INPUT_EXAMPLE_ROWS]
+
+
+def _numbers(record: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numeric fields of a record (booleans and unmeasured speed fields left out)."""
+    return {
+        key: float(value)
+        for key, value in record.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
+    }
+
+
+def _first(records: Sequence[Mapping[str, Any]], key: str) -> str | None:
+    return next((str(r[key]) for r in records if r.get(key)), None)

@@ -1,0 +1,136 @@
+"""``matta run``: the whole pipeline on this machine through ``kfp.local``, under one MLflow parent run.
+
+Every step runs as its own process (``SubprocessRunner(use_venv=False)``: the current environment, no pip), as
+on a cluster, with its artifacts under ``<output_dir>/kfp`` (the pipeline root). The MLflow parent run is created
+here first; each step attaches its child run to it by id. The report is copied to ``<output_dir>/report``, where
+``matta demo`` puts it too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from matta_core import storage
+from matta_core.config import PipelineConfig
+from matta_core.steps.layout import REPORT_HTML, REPORT_MD
+from pipelines.preflight import preflight
+
+PIPELINE_ROOT_DIR = "kfp"
+REPORT_DIR = "report"
+
+
+class PipelineFailed(RuntimeError):
+    """A step of a local pipeline run failed; its log was printed above (KFP streams each step's output)."""
+
+
+@dataclass(frozen=True)
+class PipelineRunResult:
+    """Where a local pipeline run put its artifacts and its MLflow records."""
+
+    output_dir: Path
+    pipeline_root: Path
+    report_dir: Path
+    seconds: float
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    experiment_id: str | None = None
+
+    @property
+    def report_html(self) -> Path:
+        return self.report_dir / REPORT_HTML
+
+    @property
+    def report_md(self) -> Path:
+        return self.report_dir / REPORT_MD
+
+    def where_to_look(self) -> list[str]:
+        """Lines telling a person where the report and the MLflow runs are."""
+        lines = [f"report: {self.report_html}", f"        {self.report_md}", f"artifacts: {self.pipeline_root}"]
+        if self.tracking_uri and self.run_id:
+            lines.append(f"MLflow: parent run {self.run_id} (experiment {self.experiment_id}) in {self.tracking_uri}")
+            if self.tracking_uri.startswith(("http://", "https://")):
+                base = self.tracking_uri.rstrip("/")
+                lines.append(f"        open {base}/#/experiments/{self.experiment_id}/runs/{self.run_id}")
+            else:
+                lines.append(f"        view with: mlflow ui --backend-store-uri {self.tracking_uri}")
+        return lines
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    track: bool = True,
+    enable_caching: bool = False,
+    pipeline: Any = None,
+) -> PipelineRunResult:
+    """Check the run (`preflight`), open the MLflow parent run, and run the pipeline through ``kfp.local``.
+
+    Raises `matta_core.config.ConfigError` / `PreflightError` before anything runs, `PipelineFailed` when a
+    step fails (the parent run then ends FAILED). `track=False` runs without MLflow. `enable_caching` turns on
+    kfp.local's cache under the pipeline root; note that a tracked run's steps take the new parent run id as an
+    input, so they hit the cache only within one run, while untracked runs reuse results across runs.
+    `pipeline` replaces the pipeline (a loaded compiled YAML, for tests); default `matta_pipeline`.
+    """
+    from matta_core.tracking import resolve_tracking_uri
+
+    out = Path(config.output_dir).absolute()
+    tracking_uri = resolve_tracking_uri(config.tracking_uri, out) if track else None
+    preflight(config, tracking_uri=tracking_uri)
+    if pipeline is None:
+        from pipelines.matta_pipeline import matta_pipeline as pipeline
+    # Steps are other processes; an absolute cache path keeps them (and reruns from elsewhere) on one cache.
+    cache_dir = config.cache_dir if not storage.is_local(config.cache_dir) else str(Path(config.cache_dir).absolute())
+    config = config.model_copy(update={"cache_dir": cache_dir})
+
+    started = time.perf_counter()
+    if tracking_uri is None:
+        outputs = _run(pipeline, config, out, enable_caching, tracking_uri="", parent_run_id="")
+        return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish_report(outputs, out),
+                                 time.perf_counter() - started)
+
+    from matta_core.tracking import log_params_flat, pipeline_run
+    from matta_core.tracking import tags as T
+    from pipelines.code_version import code_version
+
+    run_name = f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    tags = {T.PIPELINE: config.name, T.CODE_VERSION: code_version()}
+    with pipeline_run(tracking_uri, config.name, run_name, tags, output_dir=out,
+                      description=f"matta run (kfp.local), artifacts under {out / PIPELINE_ROOT_DIR}") as parent:
+        log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
+        outputs = _run(pipeline, config, out, enable_caching, tracking_uri=parent.tracking_uri,
+                       parent_run_id=parent.run_id)
+    return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish_report(outputs, out), time.perf_counter() - started,
+                             parent.tracking_uri, parent.run_id, parent.experiment_id)
+
+
+def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool, **tracking: str) -> Any:
+    from kfp import local
+
+    from pipelines.matta_pipeline import pipeline_arguments
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / PIPELINE_ROOT_DIR),
+               raise_on_error=True, enable_caching=enable_caching)
+    try:
+        with warnings.catch_warnings():
+            # Expected here, and repeated for every task: the project image's name is not a python:* image (we
+            # run in this environment on purpose, which has what the image has), and display names are UI-only.
+            warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message=r".*\['display_name'\] have no effect", category=UserWarning)
+            return pipeline(**pipeline_arguments(config, **tracking)).outputs
+    except RuntimeError as error:
+        raise PipelineFailed(f"the pipeline failed: {error} (each step's log is printed above)") from error
+
+
+def _publish_report(outputs: Any, out: Path) -> Path:
+    """Copy the report folder out of the pipeline root to ``<output_dir>/report`` (replacing an older one)."""
+    target = out / REPORT_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(outputs["report"].path, target)
+    return target

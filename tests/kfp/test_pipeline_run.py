@@ -1,0 +1,102 @@
+"""The whole pipeline through kfp.local on a Banking77 subset with the real MiniLM Teacher, tracked on a real
+MLflow server: artifacts, standalone models, the report and the MLflow run tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from matta_core.config import PipelineConfig
+from matta_core.extraction import load_extracted
+from matta_core.features import HashedNgramFeaturizer
+from matta_core.steps.inputs import load_inputs
+from matta_core.tracking import tags as T
+from pipelines.code_version import code_version
+from pipelines.local_runner import run_pipeline
+from tests.kfp.helpers import small_config
+from tests.mlflow_server import MLflowServer
+
+MODELS = {"ta-256", "96", "student-32", "kd-32", "ce_only-32"}
+STEP_RUNS = {"prepare", "teacher", "train", "extract-256", "extract-96", "extract-32", "evaluate-ta-256",
+             "evaluate-96", "evaluate-student-32", "evaluate-kd-32", "evaluate-ce_only-32", "report"}
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_on_a_real_mlflow_server(tmp_path: Path, teacher_cache: Path,
+                                                     mlflow_server: MLflowServer) -> None:
+    config = PipelineConfig.parse(small_config(tmp_path, teacher_cache, tracking_uri=mlflow_server.uri))
+    result = run_pipeline(config)
+
+    # The report: every width and baseline against the Teacher, with the chart inside the HTML and Markdown views.
+    report = json.loads((result.report_dir / "report.json").read_text())
+    records = {r["name"]: r for r in report["models"]}
+    assert set(records) == MODELS
+    assert report["teacher"]["test_accuracy"] > 0.5
+    assert all(r["accuracy"] > 10 / 77 for r in records.values()), records
+    assert (result.report_dir / "pareto.png").stat().st_size > 1000
+    assert "data:image/png;base64," in result.report_html.read_text()
+    [run_dir] = list(result.pipeline_root.glob("matta-*"))
+    assert "](data:image/png;base64," in (run_dir / "write-report" / "report_md").read_text()
+    assert json.loads((run_dir / "write-report" / "metrics").read_text())["accuracy/96"] == records["96"]["accuracy"]
+
+    # Every evaluated model loads standalone (torch + safetensors, nothing of the pipeline) and reproduces its
+    # evaluated accuracy on the test split.
+    [prepared] = list(run_dir.glob("prepare-data/prepared"))
+    test = load_inputs(str(prepared), config.data).splits["test"]
+    for name, record in records.items():
+        model, meta = load_extracted(record["model_dir"])
+        features = HashedNgramFeaturizer(meta.features).transform(test.texts)
+        batch = features.batch(torch.arange(len(features)))
+        with torch.inference_mode():
+            predicted = model(batch.ids, batch.offsets, batch.counts).argmax(1).numpy()
+        assert (predicted == test.labels).mean() == pytest.approx(record["accuracy"]), name
+
+    # MLflow: one parent run, a nested child per step, per-arm runs under train, lineage tags, models.
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags[T.RUN_KIND] == "pipeline"
+    assert parent.data.metrics["accuracy/96"] == pytest.approx(records["96"]["accuracy"])
+    assert {f.path for f in client.list_artifacts(result.run_id, "figures")} == {"figures/pareto.png"}
+    children = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    steps = {run.info.run_name: run for run in children}
+    assert set(steps) == STEP_RUNS
+    data_hash = steps["prepare"].data.tags[T.DATA_CONTENT_HASH]
+    teacher_key = steps["teacher"].data.tags[T.TEACHER_CACHE_KEY]
+    for name, run in steps.items():
+        assert run.info.status == "FINISHED", name
+        assert run.data.tags[T.CODE_VERSION] == code_version(), name
+        assert run.data.tags[T.DATA_CONTENT_HASH] == data_hash, name
+        if name != "prepare":
+            assert run.data.tags[T.TEACHER_CACHE_KEY] == teacher_key, name
+    for name, record in records.items():
+        evaluation = steps[f"evaluate-{name}"]
+        assert evaluation.data.metrics["accuracy"] == pytest.approx(record["accuracy"])
+    assert steps["extract-96"].data.tags[T.MODEL_WIDTHS] == "96"
+    assert steps["teacher"].data.metrics["teacher_accuracy_test"] == pytest.approx(report["teacher"]["test_accuracy"])
+
+    train_id = steps["train"].info.run_id
+    arms = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{train_id}'")
+    assert {run.info.run_name for run in arms} == {"train-matta", "train-kd", "train-ce_only"}
+    matta_arm = next(run for run in arms if run.info.run_name == "train-matta")
+    history = client.get_metric_history(matta_arm.info.run_id, "total")
+    assert len(history) == int(steps["train"].data.metrics["matta_steps"]) > 10
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    logged = mlflow.search_logged_models(experiment_ids=[result.experiment_id], output_format="list")
+    assert {m.name for m in logged} == MODELS
+    served = mlflow.pyfunc.load_model(next(m for m in logged if m.name == "96").model_uri)
+    out = served.predict(pd.DataFrame({"text": test.texts[:8]}))
+    assert list(out["label"]) == [meta_label(records["96"]["model_dir"], t) for t in test.texts[:8]]
+
+
+def meta_label(model_dir: str, text: str) -> str:
+    """The label the standalone model in `model_dir` gives `text`, computed without MLflow."""
+    model, meta = load_extracted(model_dir)
+    batch = HashedNgramFeaturizer(meta.features).transform([text]).batch(torch.arange(1))
+    with torch.inference_mode():
+        return meta.labels[int(model(batch.ids, batch.offsets, batch.counts).argmax(1))]
