@@ -94,13 +94,13 @@ class TrainSection(_Section):
     epochs: float | None = Field(15.0, gt=0.0)
     steps: int | None = Field(None, gt=0)
     batch_size: int = Field(128, gt=0)
-    lr: float = Field(1e-2, gt=0.0)
+    lr: float = Field(TrainConfig.lr, gt=0.0)  # one source for the default and its why-comment
     weight_decay: float = Field(0.0, ge=0.0)
     optimizer: str = "adamw"
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     num_threads: int | None = Field(None, gt=0)
-    sandwich_k: int = Field(2, ge=0)
+    sandwich_k: int = Field(TrainConfig.sandwich_k, ge=0)
     checkpoint_every: int = Field(0, ge=0)
     loss: LossSection = Field(default_factory=LossSection)
     # Baselines trained in the same step at equal budget, so the report compares like with like.

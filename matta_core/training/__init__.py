@@ -3,6 +3,7 @@
 Entry point: `train(model_config, data, config) -> (model, TrainResult)`.
 """
 
+from matta_core.training import shampoo  # noqa: F401  (registers optimizer="shampoo")
 from matta_core.training.callbacks import Callback, HistoryCallback, JsonlMetricsCallback, ProgressBar
 from matta_core.training.checkpoint import (
     Checkpoint,

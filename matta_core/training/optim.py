@@ -2,8 +2,8 @@
 
 Why AdamW is the default: the model is a large embedding bag whose rows see sparse, unevenly sized gradients
 (rare n-grams get few, small updates) under a small MLP. Adam's per-parameter step normalisation gives those rows
-useful steps at one learning rate (1e-2) without per-layer tuning; plain SGD needs a much larger rate for the
-embedding than for the MLP.
+useful steps at one learning rate (3e-3, chosen by benchmarks/tune_matta.py) without per-layer tuning; plain SGD
+needs a much larger rate for the embedding than for the MLP.
 """
 
 from __future__ import annotations

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from matta_core.config import ConfigError, PipelineConfig
+from matta_core.training import TrainConfig
 
 
 def test_defaults_are_valid_and_match_the_library_defaults():
     config = PipelineConfig()
     train = config.train.train_config()
-    assert train.arm == "matta" and train.epochs == 15 and train.lr == 1e-2
+    assert train.arm == "matta" and train.epochs == 15 and train.lr == TrainConfig.lr
     model = config.model.classifier_config(num_classes=77)
     assert model.hidden_widths == (1024,) and model.student_widths == (64,)
     assert all(len(w) == 1 for w in config.widths)
@@ -19,7 +20,10 @@ def test_defaults_are_valid_and_match_the_library_defaults():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"widths": [[2048]]}, "widths: Value error, entry 0 [2048]: layer blocks.0: asked width 2048, allowed 8..1024"),
+        (
+            {"widths": [[2048]]},
+            "widths: Value error, entry 0 [2048]: layer blocks.0: asked width 2048, allowed 8..1024",
+        ),
         ({"train": {"epochs": -1}}, "train.epochs: Input should be greater than 0"),
         ({"train": {"batch_size": 0}}, "train.batch_size: Input should be greater than 0"),
         ({"teacher": {"spec": {"kind": "gpt"}}}, "teacher.spec: Value error, kind 'gpt' unknown"),

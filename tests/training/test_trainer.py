@@ -328,7 +328,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(
 
 def test_resume_refuses_a_different_run(data: TrainingData, tmp_path: Path) -> None:
     train(tiny_model_config(), data, tiny_train_config(steps=5), checkpoint_dir=tmp_path)
-    with pytest.raises(CheckpointError, match=r"train_config\.lr: checkpoint 0\.01, now 0\.02"):
+    with pytest.raises(CheckpointError, match=rf"train_config\.lr: checkpoint {TrainConfig.lr}, now 0\.02"):
         train(tiny_model_config(), data, tiny_train_config(steps=5, lr=0.02), checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointError, match=r"model_config\.embed_dim: checkpoint 8, now 16"):
         train(tiny_model_config(embed_dim=16), data, tiny_train_config(steps=5), checkpoint_dir=tmp_path)
