@@ -273,3 +273,25 @@ def test_push_reports_the_digest_to_pin(engine: StubEngine, capsys: pytest.Captu
     (_, _, _), (path, query, _) = engine.posts
     assert path.endswith("/images/localhost:5000/team/matta/push") and query["tag"] == ["0.1.0"]
     assert f"pushed localhost:5000/team/matta@{PUSHED_DIGEST}" in capsys.readouterr().out
+
+
+def test_cli_without_an_engine_says_so_and_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from matta_core.cli import app
+
+    host = f"unix://{tmp_path}/no-docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", host)
+    result = CliRunner().invoke(app, ["image", "build", "--tag", "matta:0.1.0"])
+    assert result.exit_code == 1, result.output
+    assert NO_ENGINE[0].format(host=host) in result.output
+
+
+def test_cli_refuses_a_moving_tag_before_building() -> None:
+    from typer.testing import CliRunner
+
+    from matta_core.cli import app
+
+    result = CliRunner().invoke(app, ["image", "build", "--tag", "matta:latest"])
+    assert result.exit_code == 2, result.output
+    assert "uses ':latest'" in result.output
