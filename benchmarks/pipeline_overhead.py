@@ -54,6 +54,7 @@ STEP_OF_TASK = {
     "evaluate-model": "evaluate",
     "evaluate-model-2": "evaluate",
     "write-report": "report",
+    "release-models": "release",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
@@ -73,6 +74,8 @@ def small_config(work: Path, mirror: Path, run: str) -> Any:
         "output_dir": str(work / run),
         "cache_dir": str(work / "teacher-cache"),
         "measure_speed": False,
+        # `run_local` has no release stage; off, the pipeline's release task only writes "skipped".
+        "release": {"enabled": False},
     })
 
 

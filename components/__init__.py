@@ -15,6 +15,7 @@ Do not add ``from __future__ import annotations`` to these modules: KFP reads th
 from components.evaluate import evaluate_model
 from components.extract import extract_width
 from components.prepare import prepare_data
+from components.release import release_models
 from components.report import write_report
 from components.teacher import cache_teacher_outputs
 from components.train import train_models
@@ -27,6 +28,7 @@ COMPONENTS = {
     "extract": extract_width,
     "evaluate": evaluate_model,
     "report": write_report,
+    "release": release_models,
 }
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "evaluate_model",
     "extract_width",
     "prepare_data",
+    "release_models",
     "train_models",
     "write_report",
 ]

@@ -17,6 +17,7 @@ from matta_core.features.hashing import FeaturizerConfig
 from matta_core.losses import LossConfig
 from matta_core.models.classifier_config import ClassifierConfig
 from matta_core.nested.widths import WidthError
+from matta_core.release.config import ReleaseConfig
 from matta_core.training.config import TrainConfig
 
 
@@ -133,6 +134,18 @@ class TrainSection(_Section):
         )
 
 
+class ReleaseSection(ReleaseConfig):
+    """The release stage (`ReleaseConfig`: size classes, gate, handoff, registry names) and its switch.
+
+    The pipeline's last step gates each size class's best width against the class's ``@champion`` (or this run's
+    ``baseline_arm`` model), registers what passes as ``@challenger`` and writes the A/B handoffs. It needs the
+    MLflow registry: a run without tracking skips it, saying so in the step log and in its gate report.
+    """
+
+    # Off: the release step writes a report saying it was skipped and touches no registry.
+    enabled: bool = True
+
+
 class PipelineConfig(_Section):
     """Everything a run needs. Paths may be local or gs:// where a step reads them through the storage layer."""
 
@@ -150,6 +163,8 @@ class PipelineConfig(_Section):
     tracking_uri: str | None = None
     # Time batch-1 latency and batch-256 throughput of every width (off for quick tests).
     measure_speed: bool = True
+    # Declared after `train`: its validator reads the trained baselines (and checks the default too).
+    release: ReleaseSection = Field(default_factory=ReleaseSection, validate_default=True)
 
     @field_validator("widths")
     @classmethod
@@ -166,6 +181,18 @@ class PipelineConfig(_Section):
             except WidthError as error:
                 raise ValueError(f"entry {i} {entry}: {error}") from None
         return widths
+
+    @field_validator("release")
+    @classmethod
+    def _release_has_its_baseline(cls, release: ReleaseSection, info: ValidationInfo) -> ReleaseSection:
+        train = info.data.get("train")
+        if train is None or not release.enabled:  # an invalid train section is reported on its own
+            return release
+        if release.baseline_arm not in train.baselines:
+            # A size class without a champion (every class, on the first release) is gated against this model.
+            raise ValueError(f"baseline_arm {release.baseline_arm!r} is not trained (train.baselines = "
+                             f"{list(train.baselines)}): add it to train.baselines, or set release.enabled: false")
+        return release
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -199,6 +226,6 @@ class PipelineConfig(_Section):
             for problem in error.errors():
                 where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
                 got = problem.get("input")
-                got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+                got_text = "" if isinstance(got, dict | BaseModel) else f" (got {got!r})"
                 lines.append(f"  {where}: {problem['msg']}{got_text}")
             raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None

@@ -3,11 +3,13 @@
 Every step runs as its own process (``SubprocessRunner(use_venv=False)``: the current environment, no pip), as
 on a cluster, with its artifacts under ``<output_dir>/kfp`` (the pipeline root). The MLflow parent run is created
 here first; each step attaches its child run to it by id. The report is copied to ``<output_dir>/report``, where
-``matta demo`` puts it too.
+``matta demo`` puts it too, and the release step's folder (gate report, decisions, A/B handoffs) to
+``<output_dir>/release``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import warnings
@@ -18,11 +20,12 @@ from typing import Any
 
 from matta_core import storage
 from matta_core.config import PipelineConfig
-from matta_core.steps.layout import REPORT_HTML, REPORT_MD
+from matta_core.steps.layout import GATE_REPORT, RELEASE_SUMMARY, REPORT_HTML, REPORT_MD
 from pipelines.preflight import preflight
 
 PIPELINE_ROOT_DIR = "kfp"
 REPORT_DIR = "report"
+RELEASE_DIR = "release"
 
 
 class PipelineFailed(RuntimeError):
@@ -40,6 +43,8 @@ class PipelineRunResult:
     tracking_uri: str | None = None
     run_id: str | None = None
     experiment_id: str | None = None
+    # The release step's folder (gate report, decisions, handoffs), copied out of the pipeline root.
+    release_dir: Path | None = None
 
     @property
     def report_html(self) -> Path:
@@ -49,9 +54,18 @@ class PipelineRunResult:
     def report_md(self) -> Path:
         return self.report_dir / REPORT_MD
 
+    @property
+    def release_summary(self) -> dict[str, Any]:
+        """The release step's ``release.json``: its status (gated/skipped) and the decision per size class."""
+        if self.release_dir is None or not (self.release_dir / RELEASE_SUMMARY).is_file():
+            return {}
+        return dict(json.loads((self.release_dir / RELEASE_SUMMARY).read_text()))
+
     def where_to_look(self) -> list[str]:
-        """Lines telling a person where the report and the MLflow runs are."""
-        lines = [f"report: {self.report_html}", f"        {self.report_md}", f"artifacts: {self.pipeline_root}"]
+        """Lines telling a person where the report, the release and the MLflow runs are."""
+        lines = [f"report: {self.report_html}", f"        {self.report_md}"]
+        lines += self._release_lines()
+        lines.append(f"artifacts: {self.pipeline_root}")
         if self.tracking_uri and self.run_id:
             lines.append(f"MLflow: parent run {self.run_id} (experiment {self.experiment_id}) in {self.tracking_uri}")
             if self.tracking_uri.startswith(("http://", "https://")):
@@ -59,6 +73,24 @@ class PipelineRunResult:
                 lines.append(f"        open {base}/#/experiments/{self.experiment_id}/runs/{self.run_id}")
             else:
                 lines.append(f"        view with: mlflow ui --backend-store-uri {self.tracking_uri}")
+            if self.release_summary.get("status") == "gated":
+                lines.append(f"registry: matta models list --tracking-uri {self.tracking_uri}")
+        return lines
+
+    def _release_lines(self) -> list[str]:
+        if self.release_dir is None:
+            return []
+        summary = self.release_summary
+        if summary.get("status") != "gated":
+            return [f"release: skipped, see {self.release_dir / GATE_REPORT}"]
+        lines = [f"release: {self.release_dir / GATE_REPORT}"]
+        for size_class, decision in sorted(summary.get("classes", {}).items()):
+            if decision.get("passed"):
+                alias = "@challenger" if decision.get("challenger_set") else "aliases unchanged"
+                lines.append(f"         {size_class}: {decision['candidate']} -> {decision['registered_model']} "
+                             f"v{decision['version']} ({alias}), handoff {self.release_dir / decision['handoff']}")
+            else:
+                lines.append(f"         {size_class}: rejected ({', '.join(decision.get('failed_checks') or [])})")
         return lines
 
 
@@ -91,8 +123,9 @@ def run_pipeline(
     started = time.perf_counter()
     if tracking_uri is None:
         outputs = _run(pipeline, config, out, enable_caching, tracking_uri="", parent_run_id="")
-        return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish_report(outputs, out),
-                                 time.perf_counter() - started)
+        return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
+                                 time.perf_counter() - started,
+                                 release_dir=_publish(outputs, "release", out / RELEASE_DIR))
 
     from matta_core.tracking import log_params_flat, pipeline_run
     from matta_core.tracking import tags as T
@@ -105,8 +138,9 @@ def run_pipeline(
         log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
         outputs = _run(pipeline, config, out, enable_caching, tracking_uri=parent.tracking_uri,
                        parent_run_id=parent.run_id)
-    return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish_report(outputs, out), time.perf_counter() - started,
-                             parent.tracking_uri, parent.run_id, parent.experiment_id)
+    return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
+                             time.perf_counter() - started, parent.tracking_uri, parent.run_id, parent.experiment_id,
+                             release_dir=_publish(outputs, "release", out / RELEASE_DIR))
 
 
 def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool, **tracking: str) -> Any:
@@ -127,10 +161,9 @@ def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool,
         raise PipelineFailed(f"the pipeline failed: {error} (each step's log is printed above)") from error
 
 
-def _publish_report(outputs: Any, out: Path) -> Path:
-    """Copy the report folder out of the pipeline root to ``<output_dir>/report`` (replacing an older one)."""
-    target = out / REPORT_DIR
+def _publish(outputs: Any, name: str, target: Path) -> Path:
+    """Copy the output folder `name` out of the pipeline root to `target` (replacing an older one)."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(outputs["report"].path, target)
+    shutil.copytree(outputs[name].path, target)
     return target

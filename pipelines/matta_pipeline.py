@@ -1,17 +1,20 @@
 """The MatTA pipeline: prepare -> Teacher cache -> train (TA+Student, baselines) -> per width: extract, evaluate
--> evaluate the baselines -> report.
+-> evaluate the baselines -> report, and release (gate, register @challenger, A/B handoff).
 
 ::
 
     prepare_data ─► cache_teacher_outputs ─► train_models ─┬─► ParallelFor(widths): extract_width ─► evaluate_model ─┐
                                                            └─► ParallelFor(baselines): evaluate_model ───────────────┤
                                        (teacher) ────────────────────────────────────────────► write_report ◄─ Collected
+                   (prepared, teacher, trained, width models) ──────────────────────────► release_models ◄─ Collected
 
 Parameters (each settable on a cluster run): the config sections as JSON (``data_json``, ``teacher_json``,
-``model_json``, ``train_json``: the `PipelineConfig` sections, validated again by each step), ``widths`` (the
-per-layer widths to extract), ``cache_dir``, ``measure_speed``, and the MLflow ``tracking_uri`` +
-``parent_run_id`` (empty = no tracking). Sections rather than one config document: a step receives only the
-sections it reads, so changing, say, ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged.
+``model_json``, ``train_json``, ``release_json``: the `PipelineConfig` sections, validated again by each step),
+``widths`` (the per-layer widths to extract), ``cache_dir``, ``measure_speed``, and the MLflow ``tracking_uri`` +
+``parent_run_id`` (empty = no tracking; the release step then registers nothing and says so). The MLflow parent
+run id is also the release's ``pipeline_run_id``, the idempotency key of registration: a retried release task
+registers nothing new. Sections rather than one config document: a step receives only the sections it reads, so
+changing, say, ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged.
 `pipeline_arguments` turns a validated `PipelineConfig` into these parameters.
 """
 
@@ -27,6 +30,7 @@ from components import (
     evaluate_model,
     extract_width,
     prepare_data,
+    release_models,
     train_models,
     write_report,
 )
@@ -38,10 +42,12 @@ _DEFAULTS = PipelineConfig()
 
 
 class PipelineOutputs(NamedTuple):
-    """What a run of the pipeline returns: the report folder and its HTML view."""
+    """What a run of the pipeline returns: the report folder, its HTML view, and the release folder (gate report,
+    decisions, A/B handoffs)."""
 
     report: Dataset
     report_html: HTML
+    release: Dataset
 
 
 def build_pipeline(code_version: str) -> GraphComponent:
@@ -53,6 +59,7 @@ def build_pipeline(code_version: str) -> GraphComponent:
         teacher_json: str = _DEFAULTS.teacher.model_dump_json(),
         model_json: str = _DEFAULTS.model.model_dump_json(),
         train_json: str = _DEFAULTS.train.model_dump_json(),
+        release_json: str = _DEFAULTS.release.model_dump_json(),
         widths: list = _DEFAULTS.widths,  # a KFP parameter default (compiled into the YAML), never mutated
         cache_dir: str = _DEFAULTS.cache_dir,
         measure_speed: bool = _DEFAULTS.measure_speed,
@@ -93,7 +100,18 @@ def build_pipeline(code_version: str) -> GraphComponent:
             teacher=teacher.outputs["teacher"],
             **common,
         ).set_display_name("report")
-        return PipelineOutputs(report=report.outputs["report"], report_html=report.outputs["report_html"])
+        # Beside the report, not after it: both read only the evaluations (the local runner runs two steps at once).
+        release = release_models(
+            width_evaluations=dsl.Collected(evaluate.outputs["evaluation"]),
+            baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
+            # The models themselves, not the paths inside the evaluation records: on a cluster each task sees
+            # its inputs at its own local paths.
+            width_models=dsl.Collected(extract.outputs["model"]),
+            trained=trained, teacher=teacher.outputs["teacher"], prepared=prepared, data_json=data_json,
+            release_json=release_json, **common,
+        ).set_display_name("release")
+        return PipelineOutputs(report=report.outputs["report"], report_html=report.outputs["report_html"],
+                               release=release.outputs["release"])
 
     return matta_pipeline
 
@@ -109,6 +127,7 @@ def pipeline_arguments(config: PipelineConfig, *, tracking_uri: str = "", parent
         "teacher_json": config.teacher.model_dump_json(),
         "model_json": config.model.model_dump_json(),
         "train_json": config.train.model_dump_json(),
+        "release_json": config.release.model_dump_json(),
         "widths": [list(w) for w in config.widths],
         "cache_dir": config.cache_dir,
         "measure_speed": config.measure_speed,

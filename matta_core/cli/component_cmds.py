@@ -117,6 +117,29 @@ def report(
           metrics=_metrics(metrics, report), **_tracking(args))
 
 
+@component_app.command()
+def release(
+    evaluation: Annotated[list[Path], typer.Option(exists=True, file_okay=False, resolve_path=True,
+                                                   help="An evaluation folder (widths and baselines); repeat.")],
+    model: Annotated[list[Path], typer.Option(exists=True, file_okay=False, resolve_path=True,
+                                              help="An extracted width model folder; repeat for every width.")],
+    trained: PathIn, teacher: PathIn, prepared: PathIn, release: PathOut, config: ConfigOption = None,
+    set_: SetOption = [],  # noqa: B006
+    metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Gate each size class's best width against its @champion (or the ce_only baseline in --trained), register
+    what passes as @challenger and write the A/B handoffs into --release. Needs --parent-run-id (the registry is
+    MLflow's); without it the step only writes a report saying it was skipped."""
+    from kfp.dsl import Markdown
+
+    args = _common(config, set_, parent_run_id, tracking_uri)
+    _call("release", width_evaluations=[_dataset(e) for e in evaluation], baseline_evaluations=[],
+          width_models=[_model(m) for m in model], trained=_model(trained), teacher=_dataset(teacher),
+          prepared=_dataset(prepared), data_json=args["data_json"], release_json=args["release_json"],
+          release=_dataset(release), gate_report=Markdown(uri=str(release.with_name(release.name + ".md"))),
+          metrics=_metrics(metrics, release), **_tracking(args))
+
+
 # --- helpers --------------------------------------------------------------------------------------------
 
 

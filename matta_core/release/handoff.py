@@ -1,6 +1,6 @@
 """The A/B experiment handoff: what an experimentation team needs to test a challenger against the champion.
 
-For each registered challenger, ``ab_handoff.json`` (validated by ``schemas/ab_handoff.schema.json``, versioned
+For each registered challenger, ``ab_handoff.json`` (validated by ``matta_core/release/ab_handoff.schema.json``, versioned
 by ``schema_version``) and a readable ``ab_handoff.md``: both models pinned by version (``models:/name/3``, never
 an alias, so the experiment cannot drift), offline deltas with their intervals, the primary metric and its
 sample size per arm, guardrails, the traffic ramp, and the stopping and rollback rules.
@@ -20,7 +20,8 @@ from matta_core.release.gate import REFERENCE_CHAMPION, GateDecision
 from matta_core.release.sample_size import two_proportion_sample_size
 
 SCHEMA_VERSION = "1.0.0"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "ab_handoff.schema.json"
+# Shipped inside the package (pyproject package-data), so an installed wheel or image validates too.
+SCHEMA_PATH = Path(__file__).resolve().parent / "ab_handoff.schema.json"
 HANDOFF_JSON = "ab_handoff.json"
 HANDOFF_MD = "ab_handoff.md"
 #: Offline metrics compared in the handoff; accuracy carries the gate's bootstrap interval.

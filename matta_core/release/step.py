@@ -127,14 +127,17 @@ def _reference_metrics(client: MlflowClient, reference: Reference, records: Sequ
 
 
 @contextmanager
-def _release_run(uri: str, config: ReleaseConfig, pipeline_run_id: str, parent_run_id: str | None) -> Iterator[str]:
-    """The MLflow run that records the release: a child of the pipeline's run, or its own small run tree."""
+def _release_run(uri: str, config: ReleaseConfig, pipeline_run_id: str, parent_run_id: str | None,
+                 lineage: Lineage) -> Iterator[str]:
+    """The MLflow run that records the release (tagged with the lineage of what it releases): a child of the
+    pipeline's run, or its own small run tree."""
+    tags = lineage.tags()
     if parent_run_id:
-        with step_run(parent_run_id, STEP_NAME, tracking_uri=uri) as run:
+        with step_run(parent_run_id, STEP_NAME, tracking_uri=uri, tags=tags) as run:
             yield run.run_id
         return
     with pipeline_run(uri, config.experiment, f"release-{pipeline_run_id}") as parent, \
-            step_run(parent.run_id, STEP_NAME, tracking_uri=uri) as run:
+            step_run(parent.run_id, STEP_NAME, tracking_uri=uri, tags=tags) as run:
         yield run.run_id
 
 
@@ -172,7 +175,7 @@ def release_step(
     client = MlflowClient(uri)
     predictions = _Predictions(rows, uri)
 
-    with _release_run(uri, cfg, pipeline_run_id, parent_run_id) as run_id:
+    with _release_run(uri, cfg, pipeline_run_id, parent_run_id, origin) as run_id:
         decisions = [
             _gate_class(client, cfg, size_class, records, run_models, baseline_model_dir, rows, predictions,
                         pipeline_run_id)

@@ -25,3 +25,7 @@ REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 PARETO_PNG = "pareto.png"
+
+# release (tracked.release; `matta_core.release.step` writes gate_decisions.json and <class>/ab_handoff.json + .md)
+RELEASE_SUMMARY = "release.json"
+GATE_REPORT = "gate_report.md"  # the name `matta_core.release.step` gives it (REPORT_FILE)

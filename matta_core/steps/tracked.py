@@ -12,6 +12,7 @@ step process), which is how the benchmark measures orchestration alone.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -21,10 +22,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from matta_core.config import ConfigError, DataSection, ModelSection, TeacherSection, TrainSection
+from matta_core.config import ConfigError, DataSection, ModelSection, ReleaseSection, TeacherSection, TrainSection
 from matta_core.steps.layout import (
     EVALUATION,
+    GATE_REPORT,
     PARETO_PNG,
+    RELEASE_SUMMARY,
     REPORT_HTML,
     REPORT_JSON,
     REPORT_MD,
@@ -32,6 +35,7 @@ from matta_core.steps.layout import (
     TRAIN_RESULT,
 )
 
+log = logging.getLogger(__name__)
 SectionT = TypeVar("SectionT", bound=BaseModel)
 #: Texts logged as each model's MLflow input example (MLflow also predicts on them before logging).
 INPUT_EXAMPLE_ROWS = 3
@@ -271,6 +275,74 @@ def write_report_views(report_dir: str, html_path: str, markdown_path: str) -> N
         Path(path).write_text(text)
 
 
+def release(
+    evaluation_dirs: Sequence[str], model_dirs: Sequence[str], trained_dir: str, teacher_dir: str | None,
+    prepared_dir: str, data: DataSection, section: ReleaseSection, out_dir: str, tracking: Tracking,
+) -> dict[str, float]:
+    """Step 7: per size class, gate the best width, register it as ``@challenger`` if it passes, write the handoff.
+
+    `matta_core.release.step.release_step` does the work; this resolves its inputs from the pipeline's folders:
+    the width models by name (`model_dirs`, the extract outputs), the ``baseline_arm`` model inside `trained_dir`,
+    the test rows of `prepared_dir` (row-limited as the evaluations were), lineage from the evaluations and the
+    Teacher. The pipeline's MLflow run id is both the release run's parent and the registration's idempotency key
+    (``pipeline_run_id``): a retried task registers nothing new. `out_dir` gets ``gate_report.md``,
+    ``release.json`` (status ``gated`` or ``skipped``, the decision per class) and, when gated,
+    ``gate_decisions.json`` and ``<class>/ab_handoff.json`` + ``.md`` for every class that passed.
+
+    The registry lives in MLflow: with tracking off, or ``release.enabled`` false, the step registers nothing,
+    logs a warning and writes a gate report saying why (a run without tracking still succeeds).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    skipped = _release_skip_reason(section, tracking)
+    if skipped is not None:
+        log.warning("release skipped: %s", skipped)
+        (out / GATE_REPORT).write_text(f"# Release gate: skipped\n\n{skipped}\n")
+        _write_json(out / RELEASE_SUMMARY, {"status": "skipped", "reason": skipped, "classes": {}})
+        return {"skipped": 1.0, "size_classes": float(len(section.size_classes)), "passed": 0.0}
+
+    from matta_core.release.rows import EvalRows
+    from matta_core.release.step import release_step
+
+    evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
+    decisions = release_step(
+        evaluations,
+        run_models={_model_name(d): d for d in model_dirs},
+        baseline_model_dir=_baseline_dir(trained_dir, section.baseline_arm),
+        config=section,
+        tracking_uri=tracking.tracking_uri or None,
+        pipeline_run_id=tracking.parent_run_id,
+        lineage={"data_content_hash": _first(evaluations, "data_content_hash"),
+                 "teacher_cache_key": _first(evaluations, "teacher_cache_key"),
+                 "teacher_fingerprint": _teacher_info(teacher_dir).get("fingerprint"),
+                 "code_version": tracking.code_version or None},
+        test_rows=EvalRows.from_prepared(prepared_dir, data),
+        out_dir=out,
+        parent_run_id=tracking.parent_run_id,
+    )
+    classes = {
+        d.size_class: {
+            "passed": d.passed, "registered_model": d.registered_model,
+            "candidate": None if d.candidate is None else d.candidate.get("name"),
+            "version": d.registered_version, "version_created": d.version_created,
+            "challenger_set": d.challenger_set, "failed_checks": [c.name for c in d.failed_checks],
+            "handoff": None if d.handoff_path is None else str(Path(d.handoff_path).relative_to(out)),
+        }
+        for d in decisions
+    }
+    _write_json(out / RELEASE_SUMMARY, {"status": "gated", "pipeline_run_id": tracking.parent_run_id,
+                                        "classes": classes})
+    metrics = {"skipped": 0.0, "size_classes": float(len(decisions)), "passed": float(sum(d.passed for d in decisions))}
+    metrics.update({f"passed/{d.size_class}": float(d.passed) for d in decisions})
+    return metrics
+
+
+def write_release_view(release_dir: str, markdown_path: str) -> None:
+    """Copy the gate report as a single Markdown file (the KFP UI renders a Markdown artifact on its own)."""
+    Path(markdown_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(markdown_path).write_text((Path(release_dir) / GATE_REPORT).read_text())
+
+
 def publish_metrics(artifact: Any, metrics: Mapping[str, float]) -> None:
     """Fill a KFP ``Output[Metrics]`` (duck-typed: ``log_metric`` + ``path``) and write the same values to its file.
 
@@ -318,9 +390,11 @@ def _log_model(model_dir: str, name: str, examples: Sequence[str]) -> str:
 
 
 def _model_name(model_dir: str) -> str:
-    from matta_core.extraction import load_extracted
+    """The width name a saved model's config records (what its evaluation record is called), without its weights."""
+    from matta_core.extraction import CONFIG_FILE, ExtractedConfig
 
-    _, config = load_extracted(model_dir)
+    path = Path(model_dir) / CONFIG_FILE
+    config = ExtractedConfig.from_dict(json.loads(path.read_text()), source=str(path))
     return str(config.metadata.get("name", widths_label(config.hidden_widths)))
 
 
@@ -337,6 +411,33 @@ def _numbers(record: Mapping[str, Any]) -> dict[str, float]:
         for key, value in record.items()
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
     }
+
+
+def _release_skip_reason(section: ReleaseSection, tracking: Tracking) -> str | None:
+    if not section.enabled:
+        return "release.enabled is false: no model was gated or registered."
+    if not tracking.enabled:
+        return ("tracking is off (no MLflow parent run), and the release registers models in the MLflow Model "
+                "Registry: no model was gated or registered. Run with tracking (`matta run` without --no-tracking; "
+                "`matta submit` with an MLflow server as tracking_uri) to release, or set release.enabled: false "
+                "to silence this.")
+    return None
+
+
+def _baseline_dir(trained_dir: str, arm: str) -> str | None:
+    """The `arm` baseline model inside the train step's folder (as train_result.json lists it), if it was trained."""
+    sub = json.loads((Path(trained_dir) / TRAIN_RESULT).read_text()).get("baseline_dirs", {}).get(arm)
+    return None if sub is None else str(Path(trained_dir) / sub)
+
+
+def _teacher_info(teacher_dir: str | None) -> dict[str, Any]:
+    if teacher_dir is None or not (Path(teacher_dir) / TEACHER_INFO).is_file():
+        return {}
+    return dict(json.loads((Path(teacher_dir) / TEACHER_INFO).read_text()))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _first(records: Sequence[Mapping[str, Any]], key: str) -> str | None:

@@ -50,7 +50,8 @@ def test_every_task_gets_the_code_version_as_a_constant_input(tmp_path: Path) ->
         for component in spec["components"].values():
             tasks.update(component.get("dag", {}).get("tasks", {}))
         executor_tasks = {name: t for name, t in tasks.items() if not name.startswith("for-loop")}
-        assert len(executor_tasks) == 7  # prepare, teacher, train, extract, evaluate, evaluate baseline, report
+        # prepare, teacher, train, extract, evaluate, evaluate baseline, report, release
+        assert len(executor_tasks) == 8
         for name, task in executor_tasks.items():
             value = task["inputs"]["parameters"]["code_version"]["runtimeValue"]["constant"]
             assert value == version, name

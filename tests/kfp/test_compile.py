@@ -23,13 +23,16 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     spec = validate_pipeline_yaml(compiled)
     assert spec.pipeline_info.name == "matta"
     params = set(spec.root.input_definitions.parameters)
-    assert params == {"data_json", "teacher_json", "model_json", "train_json", "widths", "cache_dir",
-                      "measure_speed", "tracking_uri", "parent_run_id"}
+    assert params == {"data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
+                      "cache_dir", "measure_speed", "tracking_uri", "parent_run_id"}
     root_tasks = spec.root.dag.tasks
     assert root_tasks["train-models"].dependent_tasks == ["cache-teacher-outputs", "prepare-data"]
     loops = [t for name, t in root_tasks.items() if name.startswith("for-loop")]
     assert len(loops) == 2  # the widths and the baselines
     assert set(root_tasks["write-report"].dependent_tasks) >= {"for-loop-1", "for-loop-2"}
+    # The release is the last step, beside the report: it reads the evaluations and models of both loops.
+    assert set(root_tasks["release-models"].dependent_tasks) >= {"for-loop-1", "for-loop-2", "train-models"}
+    assert set(spec.root.output_definitions.artifacts) == {"report", "report_html", "release"}
 
 
 @pytest.mark.parametrize(

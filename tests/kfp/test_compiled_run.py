@@ -23,8 +23,10 @@ def test_compiled_yaml_runs_under_kfp_local_with_the_sqlite_default(tmp_path: Pa
     version = yaml.safe_load(text)["root"]["dag"]["tasks"]["prepare-data"]["inputs"]["parameters"]["code_version"]
     package.write_text(text.replace(version["runtimeValue"]["constant"], marker))
 
+    # Without the ce_only baseline the release has no reference: it is switched off (and must then stay silent).
     config = small_config(tmp_path, teacher_cache, widths=[[256], [32]],
-                          train={"epochs": 4, "num_threads": 1, "lr": 1e-2, "baselines": ["kd"]})
+                          train={"epochs": 4, "num_threads": 1, "lr": 1e-2, "baselines": ["kd"]},
+                          release={"enabled": False})
     result = run_cli("run", "--package", str(package), "--config", str(write_config(tmp_path / "c.yaml", config)),
                      cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
@@ -34,6 +36,8 @@ def test_compiled_yaml_runs_under_kfp_local_with_the_sqlite_default(tmp_path: Pa
     assert f"view with: mlflow ui --backend-store-uri sqlite:///{db}" in result.stdout
     assert f"report: {out / 'report' / 'report.html'}" in result.stdout
     assert (out / "report" / "pareto.png").is_file()
+    assert f"release: skipped, see {out / 'release' / 'gate_report.md'}" in result.stdout
+    assert "release.enabled is false" in (out / "release" / "gate_report.md").read_text()
 
     client = mlflow.MlflowClient(f"sqlite:///{db}")
     [experiment] = [e for e in client.search_experiments() if e.name == config["name"]]
@@ -46,3 +50,4 @@ def test_compiled_yaml_runs_under_kfp_local_with_the_sqlite_default(tmp_path: Pa
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     logged = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
     assert {m.name for m in logged} == {"ta-256", "student-32", "kd-32"}
+    assert client.search_registered_models() == []  # the release was off: nothing registered

@@ -56,6 +56,16 @@ def test_every_step_from_files_on_disk(tmp_path: Path, trained: tuple[Path, Path
     assert {r["name"] for r in report["models"]} == {"96", "kd-32"}
     assert "data:image/png;base64," in (d / "report.md").read_text()
 
+    # No --parent-run-id: no tracking, so no registry; the release step says so and succeeds.
+    done = run_cli("component", "release", "--evaluation", str(d / "e96"), "--evaluation", str(d / "ekd"),
+                   "--model", str(d / "m96"), "--trained", str(d / "trained"), "--teacher", str(d / "teacher"),
+                   "--prepared", str(d / "prepared"), "--release", str(d / "release"), "--config", str(config),
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "release skipped: tracking is off" in done.stderr and "skipped = 1" in done.stdout
+    assert json.loads((d / "release" / "release.json").read_text())["status"] == "skipped"
+    assert "tracking is off" in (d / "release.md").read_text()
+
 
 @pytest.mark.slow
 def test_a_component_attaches_to_a_given_parent_run(tmp_path: Path, trained: tuple[Path, Path, str]) -> None:
