@@ -101,13 +101,25 @@ class CausalLMTeacher(Teacher):
     def _gguf_kw(self) -> dict[str, Any]:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
+    def load_tokenizer(self) -> Any:
+        """The Teacher's tokenizer alone (seconds, where the weights take tens): for building ids and cloze examples."""
+        if self._tokenizer is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # local files only: nothing may reach for the hub
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), **self._gguf_kw())
+        return self._tokenizer
+
+    def load_model(self) -> tuple[Any, Any]:
+        """(tokenizer, HF causal LM in eval mode), loaded once: for reference evaluation on full logits."""
+        return self._load()
+
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"  # local files only: nothing may reach for the hub
+            self.load_tokenizer()
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
-            tok = AutoTokenizer.from_pretrained(str(self.model_path), **self._gguf_kw())
             model = AutoModelForCausalLM.from_pretrained(str(self.model_path), dtype=torch.float32, **self._gguf_kw())
             model.eval()
             vocab = int(model.config.vocab_size)
@@ -116,7 +128,7 @@ class CausalLMTeacher(Teacher):
             if self.k > vocab:
                 raise ValueError(f"{self.name}: k={self.k} exceeds the vocabulary ({vocab})")
             self._vocab_size = vocab
-            self._tokenizer, self._model = tok, model
+            self._model = model
         return self._tokenizer, self._model
 
     def _pad_id(self, tok: Any) -> int:
