@@ -96,6 +96,16 @@ def test_schema_file_is_draft_2020_12() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
+def test_the_repository_schema_path_is_the_shipped_schema() -> None:
+    # schemas/ab_handoff.schema.json is where readers look; the package ships the same file so that an installed
+    # wheel or image can validate. The repository path is a link to it, so the two can never drift.
+    from pathlib import Path
+
+    repo_schema = Path(__file__).resolve().parents[2] / "schemas" / "ab_handoff.schema.json"
+    assert repo_schema.resolve() == SCHEMA_PATH.resolve()
+    assert json.loads(repo_schema.read_text()) == json.loads(SCHEMA_PATH.read_text())
+
+
 def test_handoff_config_rejects_a_decreasing_ramp() -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         HandoffConfig(ramp=[{"challenger_percent": 20, "min_duration_hours": 1},
