@@ -1,9 +1,10 @@
 """The A/B experiment handoff: what an experimentation team needs to test a challenger against the champion.
 
-For each registered challenger, ``ab_handoff.json`` (validated by ``matta_core/release/ab_handoff.schema.json``, versioned
-by ``schema_version``) and a readable ``ab_handoff.md``: both models pinned by version (``models:/name/3``, never
-an alias, so the experiment cannot drift), offline deltas with their intervals, the primary metric and its
-sample size per arm, guardrails, the traffic ramp, and the stopping and rollback rules.
+For each registered challenger, ``ab_handoff.json`` (validated by
+``matta_core/release/ab_handoff.schema.json``, versioned by ``schema_version``) and a readable
+``ab_handoff.md``: both models pinned by version (``models:/name/3``, never an alias, so the experiment
+cannot drift), offline deltas with their intervals, the primary metric and its sample size per arm,
+guardrails, the traffic ramp, and the stopping and rollback rules.
 """
 
 from __future__ import annotations
