@@ -6,8 +6,9 @@ sections from JSON parameters, and calls one function of ``matta_core.steps.trac
 records it in MLflow. ``install_kfp_package=False``: the image (and the dev environment) already has the same kfp,
 and skipping the pip check saves ~0.4 s per step.
 
-Every component takes ``code_version`` (a compile-time constant: part of each task's cache key), and
-``tracking_uri`` + ``parent_run_id`` (the MLflow parent run; empty = tracking off).
+Every component takes ``code_version`` (a compile-time constant: part of each task's cache key),
+``tracking_uri`` + ``parent_run_id`` (the MLflow parent run; empty = tracking off), and ``task``
+(``classification`` or ``causal_lm``: which model family the step works on; the step functions dispatch on it).
 
 Do not add ``from __future__ import annotations`` to these modules: KFP reads the real annotation objects.
 """

@@ -10,6 +10,8 @@ from matta_core.image import default_image_tag
 def evaluate_model(
     model: Input[Model],
     prepared: Input[Dataset],
+    teacher: Input[Dataset],
+    task: str,
     data_json: str,
     measure_speed: bool,
     model_subdir: str,
@@ -19,7 +21,11 @@ def evaluate_model(
     evaluation: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """Write evaluation.json for the model in `model` (or its `model_subdir`, e.g. a baseline) to `evaluation`."""
+    """Write evaluation.json for the model in `model` (or its `model_subdir`, e.g. a baseline) to `evaluation`.
+
+    A classifier is scored on the test rows of `prepared`; a causal LM on the test token ids `teacher` holds (the
+    ids the Teacher read, so every model and the Teacher score the same tokens).
+    """
     import os
 
     from matta_core.config import DataSection
@@ -28,5 +34,6 @@ def evaluate_model(
     tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     model_dir = os.path.join(model.path, model_subdir) if model_subdir else model.path
-    step_metrics = tracked.evaluate(model_dir, prepared.path, evaluation.path, data, measure_speed, tracking)
+    step_metrics = tracked.evaluate(model_dir, prepared.path, evaluation.path, data, measure_speed, tracking, task,
+                                    teacher_dir=teacher.path)
     tracked.publish_metrics(metrics, step_metrics)

@@ -11,6 +11,7 @@ def extract_width(
     trained: Input[Model],
     prepared: Input[Dataset],
     widths: list,
+    task: str,
     data_json: str,
     code_version: str,
     tracking_uri: str,
@@ -18,10 +19,14 @@ def extract_width(
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """Write the standalone model for `widths` (model.safetensors + config.json) to `model`; parity-checked."""
+    """Write the standalone model for `widths` (model.safetensors + config.json) to `model`; parity-checked.
+
+    `widths`: per-layer widths (classifier), or one [ffn_width, n_heads] pair per block (``task: causal_lm``).
+    """
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
     tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
-    tracked.publish_metrics(metrics, tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking))
+    tracked.publish_metrics(metrics, tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking,
+                                                      task))

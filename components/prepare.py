@@ -8,6 +8,7 @@ from matta_core.image import default_image_tag
 
 @dsl.component(base_image=default_image_tag(), install_kfp_package=False)
 def prepare_data(
+    task: str,
     data_json: str,
     code_version: str,
     tracking_uri: str,
@@ -15,10 +16,11 @@ def prepare_data(
     prepared: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """Write train/validation/test Parquet + manifest.json (the data's content hash) to `prepared`."""
+    """Write train/validation/test Parquet (a text corpus for ``task: causal_lm``: JSONL) + manifest.json (the
+    data's content hash) to `prepared`."""
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
     tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
-    tracked.publish_metrics(metrics, tracked.prepare(data, prepared.path, tracking))
+    tracked.publish_metrics(metrics, tracked.prepare(data, prepared.path, tracking, task))

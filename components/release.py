@@ -15,6 +15,7 @@ def release_models(
     trained: Input[Model],
     teacher: Input[Dataset],
     prepared: Input[Dataset],
+    task: str,
     data_json: str,
     release_json: str,
     code_version: str,
@@ -26,7 +27,8 @@ def release_models(
 ) -> None:
     """Write the gate decisions, the gate report and ``<class>/ab_handoff.json`` + ``.md`` to `release`, and the
     gate report alone to `gate_report`. Registers in MLflow's Model Registry; skipped (with a report saying why)
-    when tracking is off or ``release.enabled`` is false."""
+    when tracking is off, ``release.enabled`` is false, or the task is ``causal_lm`` (the gate is the
+    classifier's)."""
     from matta_core.config import DataSection, ReleaseSection
     from matta_core.steps import tracked
 
@@ -35,6 +37,6 @@ def release_models(
     section = tracked.load_section(ReleaseSection, release_json, "release")
     evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
     step_metrics = tracked.release(evaluation_dirs, [m.path for m in width_models], trained.path, teacher.path,
-                                   prepared.path, data, section, release.path, tracking)
+                                   prepared.path, data, section, release.path, tracking, task)
     tracked.write_release_view(release.path, gate_report.path)
     tracked.publish_metrics(metrics, step_metrics)

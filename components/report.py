@@ -11,6 +11,7 @@ def write_report(
     width_evaluations: Input[list[Dataset]],
     baseline_evaluations: Input[list[Dataset]],
     teacher: Input[Dataset],
+    task: str,
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
@@ -25,6 +26,6 @@ def write_report(
 
     tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
     evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
-    result = tracked.report(evaluation_dirs, teacher.path, report.path, tracking)
+    result = tracked.report(evaluation_dirs, teacher.path, report.path, tracking, task)
     tracked.write_report_views(report.path, report_html.path, report_md.path)
     tracked.publish_metrics(metrics, tracked.report_metrics(result))

@@ -10,6 +10,7 @@ from matta_core.image import default_image_tag
 def train_models(
     prepared: Input[Dataset],
     teacher: Input[Dataset],
+    task: str,
     data_json: str,
     model_json: str,
     train_json: str,
@@ -19,20 +20,21 @@ def train_models(
     trained: Output[Model],
     metrics: Output[Metrics],
 ) -> list:
-    """Write the nested model, the baseline models and train_result.json to `trained`.
+    """Write the nested model (classifier or decoder, by `task`), the baseline models and train_result.json to
+    `trained`.
 
     Returns the baseline models' sub-folders of `trained` (``["baselines/kd", ...]``): the pipeline evaluates
     each, so the baselines are configured in one place (``train.baselines``).
     """
-    from matta_core.config import DataSection, ModelSection, TrainSection
+    from matta_core.config import DataSection, TrainSection
     from matta_core.steps import tracked
 
     tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
-    model = tracked.load_section(ModelSection, model_json, "model")
+    model = tracked.load_model_section(task, model_json)  # the classifier's or the decoder's section
     train_section = tracked.load_section(TrainSection, train_json, "train")
     step_metrics, baseline_dirs = tracked.train(
-        prepared.path, teacher.path, trained.path, model, train_section, data, tracking
+        prepared.path, teacher.path, trained.path, model, train_section, data, tracking, task
     )
     tracked.publish_metrics(metrics, step_metrics)
     return baseline_dirs

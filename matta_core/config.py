@@ -11,18 +11,43 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from matta_core.features.hashing import FeaturizerConfig
 from matta_core.losses import LossConfig
 from matta_core.models.classifier_config import ClassifierConfig
+from matta_core.models.decoder import DecoderConfig, resolve_widths
 from matta_core.nested.widths import WidthError
 from matta_core.release.config import ReleaseConfig
 from matta_core.training.config import TrainConfig
 
+#: The model families one pipeline trains: a text classifier, or a causal (decoder) language model.
+Task = Literal["classification", "causal_lm"]
+TASKS: tuple[str, ...] = ("classification", "causal_lm")
+# Registry `kind` of the data sets each task can prepare, and the Teacher output each task distils from.
+_TASK_DATASET_KIND = {"classification": "classification", "causal_lm": "text_corpus"}
+_TASK_TEACHER_OUTPUT = {"classification": "class_logits", "causal_lm": "topk_logits"}
+_CAUSAL_LM_MAX_LENGTH = 64  # `CausalLMTeacher`'s default max_length, for specs that leave it out
+
 
 class ConfigError(ValueError):
     """A run configuration that cannot run; the message lists every bad field and what is allowed."""
+
+
+def check_task(task: str) -> Task:
+    """`task` if it is a known task (a pipeline parameter a cluster user may have edited), else `ConfigError`."""
+    if task not in TASKS:
+        raise ConfigError(f"pipeline parameter task {task!r} is unknown; allowed: {list(TASKS)}")
+    return task  # type: ignore[return-value]  # checked against TASKS, which lists Task's values
 
 
 class _Section(BaseModel):
@@ -79,6 +104,64 @@ class ModelSection(_Section):
             dropout=self.dropout,
             features=FeaturizerConfig(self.num_buckets, tuple(self.word_ngrams), tuple(self.char_ngrams)),
         )
+
+
+class DecoderSection(_Section):
+    """The causal-LM family's model section (``task: causal_lm``): a `DecoderConfig` less its vocabulary, which
+    is the Teacher's (Students read the token ids the Teacher cached). Per-layer fields take one int for every
+    block or one per block; left out, they default as `DecoderConfig` says (FFN 4 * d_model, Student FFN a quarter
+    of it, Student heads half of n_heads)."""
+
+    # None: the Teacher's max_length, the longest sequence its cache holds.
+    n_positions: int | None = Field(None, gt=0)
+    d_model: int = Field(128, gt=0)
+    n_layers: int = Field(4, gt=0)
+    n_heads: int = Field(4, gt=0)
+    head_dim: int | None = Field(None, gt=0)
+    ffn_widths: int | list[int] | None = None
+    student_ffn_widths: int | list[int] | None = None
+    student_heads: int | list[int] | None = None
+    min_ffn_width: int = Field(8, gt=0)
+    min_heads: int = Field(1, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    activation: Literal["gelu", "gelu_tanh"] = "gelu"
+
+    @model_validator(mode="after")
+    def _shape_is_valid(self) -> DecoderSection:
+        self.decoder_config(vocab_size=1, n_positions=1)  # the shape checks; vocabulary and length come later
+        return self
+
+    def decoder_config(self, vocab_size: int, n_positions: int | None = None) -> DecoderConfig:
+        """The decoder for a Teacher with `vocab_size` tokens; `n_positions` applies when the section sets none."""
+        positions = self.n_positions or n_positions
+        if positions is None:
+            raise ValueError("model.n_positions is not set and no Teacher max_length was given to default it to")
+
+        def per_layer(value: int | list[int] | None) -> int | tuple[int, ...] | None:
+            return tuple(value) if isinstance(value, list) else value
+
+        return DecoderConfig(
+            vocab_size=vocab_size,
+            n_positions=positions,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            head_dim=self.head_dim,
+            ffn_widths=per_layer(self.ffn_widths),
+            student_ffn_widths=per_layer(self.student_ffn_widths),
+            student_heads=per_layer(self.student_heads),
+            min_ffn_width=self.min_ffn_width,
+            min_heads=self.min_heads,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
+
+
+#: The model section of each task.
+MODEL_SECTIONS: dict[str, type[ModelSection] | type[DecoderSection]] = {
+    "classification": ModelSection,
+    "causal_lm": DecoderSection,
+}
 
 
 class LossSection(_Section):
@@ -150,12 +233,20 @@ class PipelineConfig(_Section):
     """Everything a run needs. Paths may be local or gs:// where a step reads them through the storage layer."""
 
     name: str = "matta-banking77"
-    data: DataSection = Field(default_factory=DataSection)
-    teacher: TeacherSection = Field(default_factory=TeacherSection)
-    model: ModelSection = Field(default_factory=ModelSection)
+    # The model family: "classification" (a text classifier; the default) or "causal_lm" (a decoder LM distilled
+    # from a causal-LM Teacher's top-k logits). One pipeline, the same components: each step dispatches on it.
+    # Declared before the sections: their validators read it.
+    task: Task = "classification"
+    # validate_default: the defaults (Banking77, MiniLM) are checked against the task too.
+    data: DataSection = Field(default_factory=DataSection, validate_default=True)
+    teacher: TeacherSection = Field(default_factory=TeacherSection, validate_default=True)
+    # `ModelSection` for classification, `DecoderSection` for causal_lm (see `MODEL_SECTIONS`).
+    model: ModelSection | DecoderSection = Field(default_factory=ModelSection)
     train: TrainSection = Field(default_factory=TrainSection)
-    # Per-layer widths to extract and evaluate; each must fit the TA (every entry <= hidden_widths).
-    widths: list[list[int]] = Field(default_factory=lambda: [[1024], [512], [256], [128], [64], [32], [16]])
+    # The widths to extract and evaluate, each of which must fit the TA. Classification: per-layer widths
+    # ([[1024], [64]]). causal_lm: one [ffn_width, n_heads] pair per block, or "ta", "student", or
+    # {"ffn": int | list, "heads": int | list}; stored as explicit pairs.
+    widths: list[Any] = Field(default_factory=lambda: [[1024], [512], [256], [128], [64], [32], [16]])
     output_dir: str = "outputs/matta-banking77"
     # Where Teacher outputs are cached across runs (content-addressed; safe to share between runs and users).
     cache_dir: str = ".matta_cache"
@@ -166,15 +257,127 @@ class PipelineConfig(_Section):
     # Declared after `train`: its validator reads the trained baselines (and checks the default too).
     release: ReleaseSection = Field(default_factory=ReleaseSection, validate_default=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _causal_lm_defaults(cls, data: Any) -> Any:
+        # The field defaults describe the classifier. A causal_lm run that leaves out the model section or the
+        # widths gets the decoder's defaults instead (its TA and Student), and training the LM defaults
+        # (`matta_core.lm.config`: lr, batch size, tau = 1), written into the config so the steps receive them.
+        if not isinstance(data, dict) or data.get("task") != "causal_lm":
+            return data
+        from matta_core.lm.config import LM_BATCH_SIZE, LM_LR
+        from matta_core.lm.losses import LM_LOSS_CONFIG
+
+        train = data.get("train", {})
+        if isinstance(train, dict):
+            loss = train.get("loss", {})
+            if isinstance(loss, dict):
+                loss = {"temperature": LM_LOSS_CONFIG.temperature, **loss}
+            train = {"lr": LM_LR, "batch_size": LM_BATCH_SIZE, **train, "loss": loss}
+        return {"model": {}, "widths": ["ta", "student"], **data, "train": train}
+
+    @field_validator("data")
+    @classmethod
+    def _data_fits_the_task(cls, data: DataSection, info: ValidationInfo) -> DataSection:
+        from matta_core.data import DATASETS
+
+        task = info.data.get("task")
+        if task is None:  # an invalid task is reported on its own
+            return data
+        if data.source in DATASETS:
+            kind = DATASETS[data.source].kind
+            if kind != _TASK_DATASET_KIND[task]:
+                other = next(t for t in TASKS if _TASK_DATASET_KIND[t] == kind)
+                raise ValueError(f"source {data.source!r} is a {kind} data set, which task {task!r} cannot train "
+                                 f"on; use one of {_datasets_of(task)} or your own file, or set task: {other}")
+        if task == "causal_lm":
+            from matta_core.lm.text_data import TEXT_FORMATS
+
+            if data.source not in DATASETS and Path(data.source.split("?", 1)[0]).suffix.lower() not in TEXT_FORMATS:
+                raise ValueError(f"source {data.source!r}: task 'causal_lm' reads a registered text corpus "
+                                 f"({', '.join(_datasets_of('causal_lm'))}) or a {'/'.join(TEXT_FORMATS)} file")
+            unused = [f for f in ("test_source", "label_column") if getattr(data, f) is not None]
+            if unused:
+                raise ValueError(f"{unused} do not apply to task 'causal_lm' (a text corpus has no labels, and its "
+                                 "test split is hashed out of the corpus): remove them")
+        return data
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_fits_the_task(cls, teacher: TeacherSection, info: ValidationInfo) -> TeacherSection:
+        from matta_core.teachers.factory import OUTPUT_KIND
+
+        task = info.data.get("task")
+        kind = teacher.spec["kind"]
+        if task is not None and OUTPUT_KIND[kind] != _TASK_TEACHER_OUTPUT[task]:
+            fitting = sorted(k for k, out in OUTPUT_KIND.items() if out == _TASK_TEACHER_OUTPUT[task])
+            raise ValueError(f"spec.kind {kind!r} gives {OUTPUT_KIND[kind]} outputs, but task {task!r} distils "
+                             f"from {_TASK_TEACHER_OUTPUT[task]}: use kind {' or '.join(map(repr, fitting))}")
+        return teacher
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_section_of_the_task(cls, model: Any, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task is None or not isinstance(model, dict):  # a section object, or an invalid task reported on its own
+            return model
+        section = MODEL_SECTIONS[task]
+        other_task, other = next((t, s) for t, s in MODEL_SECTIONS.items() if t != task)
+        foreign = sorted(set(model) - set(section.model_fields) & set(other.model_fields))
+        if foreign:
+            raise ValueError(f"{foreign} are {other.__name__} fields (task {other_task!r}); task {task!r} takes a "
+                             f"{section.__name__}, with fields {sorted(section.model_fields)}")
+        return section.model_validate(model)  # errors come out under model.<field>
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_the_task(
+        cls, model: ModelSection | DecoderSection, info: ValidationInfo
+    ) -> ModelSection | DecoderSection:
+        task = info.data.get("task")
+        if task is not None and not isinstance(model, MODEL_SECTIONS[task]):
+            raise ValueError(f"task {task!r} takes a {MODEL_SECTIONS[task].__name__}, got {type(model).__name__}")
+        if isinstance(model, DecoderSection) and model.n_positions is not None:
+            teacher = info.data.get("teacher")
+            max_length = None if teacher is None else teacher.spec.get("max_length", _CAUSAL_LM_MAX_LENGTH)
+            if max_length is not None and model.n_positions < max_length:
+                raise ValueError(f"n_positions {model.n_positions} is shorter than the Teacher's max_length "
+                                 f"{max_length}: the Students read the Teacher's sequences whole; raise n_positions "
+                                 "or leave it out (it defaults to max_length)")
+        return model
+
+    @field_validator("widths", mode="before")
+    @classmethod
+    def _widths_as_the_task_writes_them(cls, widths: Any, info: ValidationInfo) -> Any:
+        model = info.data.get("model")
+        if model is None:  # the model section was invalid and is reported on its own; widths cannot be read
+            return widths
+        if not isinstance(model, DecoderSection):
+            # Classifier widths: per-layer ints (errors under widths.<entry>.<layer>, as pydantic words them).
+            return TypeAdapter(list[list[int]]).validate_python(widths)
+        if not isinstance(widths, list):
+            raise ValueError(f"give a list of widths specs, got {widths!r}")
+        config = model.decoder_config(vocab_size=1, n_positions=1)  # the vocabulary does not affect widths
+        pairs: list[list[list[int]]] = []
+        for i, spec in enumerate(widths):
+            try:
+                resolved = [list(pair) for pair in resolve_widths(config, spec)]
+            except (WidthError, TypeError) as error:
+                raise ValueError(f"entry {i} {spec!r}: {error}") from None
+            if resolved in pairs:
+                raise ValueError(f"entry {i} {spec!r} is the same sub-model as entry {pairs.index(resolved)}")
+            pairs.append(resolved)
+        return pairs
+
     @field_validator("widths")
     @classmethod
-    def _widths_fit_the_model(cls, widths: list[list[int]], info: ValidationInfo) -> list[list[int]]:
+    def _widths_fit_the_model(cls, widths: list[Any], info: ValidationInfo) -> list[Any]:
         model = info.data.get("model")
-        if model is None:  # the model section itself was invalid and is reported on its own
+        if not widths:
+            raise ValueError("list at least one width to extract")
+        if not isinstance(model, ModelSection):  # decoder widths were checked as they were resolved
             return widths
         config = model.classifier_config(num_classes=2)  # the class count does not affect widths
-        if not widths:
-            raise ValueError("list at least one per-layer width to extract")
         for i, entry in enumerate(widths):
             try:
                 config.sub_config(tuple(entry))
@@ -186,7 +389,9 @@ class PipelineConfig(_Section):
     @classmethod
     def _release_has_its_baseline(cls, release: ReleaseSection, info: ValidationInfo) -> ReleaseSection:
         train = info.data.get("train")
-        if train is None or not release.enabled:  # an invalid train section is reported on its own
+        if train is None or not release.enabled or info.data.get("task") != "classification":
+            # An invalid train section is reported on its own; a causal_lm run's release step skips (the gate
+            # is the classifier's) and says so, needing no baseline.
             return release
         if release.baseline_arm not in train.baselines:
             # A size class without a champion (every class, on the first release) is gated against this model.
@@ -229,3 +434,10 @@ class PipelineConfig(_Section):
                 got_text = "" if isinstance(got, dict | BaseModel) else f" (got {got!r})"
                 lines.append(f"  {where}: {problem['msg']}{got_text}")
             raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+
+
+def _datasets_of(task: str) -> list[str]:
+    """The registered data sets a task can train on."""
+    from matta_core.data import DATASETS
+
+    return sorted(name for name, spec in DATASETS.items() if spec.kind == _TASK_DATASET_KIND[task])

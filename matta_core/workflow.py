@@ -1,5 +1,6 @@
 """Run every step in order, in this process: the plain-function path (no KFP), used by `matta demo` and as the
-reference the KFP pipeline is measured against."""
+reference the KFP pipeline is measured against. Both tasks: the classifier's steps (`matta_core.steps`) or, for
+``task: causal_lm``, the language model's (`matta_core.steps.lm`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matta_core.config import PipelineConfig
+from matta_core.config import ModelSection, PipelineConfig
 from matta_core.steps import evaluate_step, extract_step, prepare_step, report_step, teacher_step, train_step
 from matta_core.steps.layout import BASELINES_DIR
 
@@ -37,6 +38,10 @@ def run_local(config: PipelineConfig, progress: bool = True) -> LocalRun:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
         return result
 
+    if config.task == "causal_lm":
+        return LocalRun(out, _run_lm_steps(config, out, timed, progress), seconds)
+    assert isinstance(config.model, ModelSection)  # the config's validation pairs the section with the task
+
     prepared, teacher, trained = str(out / "prepared"), str(out / "teacher"), str(out / "trained")
     timed("prepare", prepare_step, config.data, prepared)
     timed("teacher", teacher_step, prepared, teacher, config.teacher, config.data, config.cache_dir, progress)
@@ -55,3 +60,35 @@ def run_local(config: PipelineConfig, progress: bool = True) -> LocalRun:
         )
     report = timed("report", report_step, evaluations, teacher, str(out / "report"))
     return LocalRun(out, report, seconds)
+
+
+def _run_lm_steps(config: PipelineConfig, out: Path, timed: Any, progress: bool) -> dict[str, Any]:
+    """The causal-LM steps in order, in the layout `run_local` uses; returns the report."""
+    from matta_core.config import DecoderSection
+    from matta_core.steps.lm import (
+        lm_evaluate_step,
+        lm_extract_step,
+        lm_prepare_step,
+        lm_report_step,
+        lm_teacher_step,
+        lm_train_step,
+    )
+    from matta_core.steps.lm.names import decoder_widths_label
+
+    assert isinstance(config.model, DecoderSection)  # the config's validation pairs the section with the task
+    prepared, teacher, trained = str(out / "prepared"), str(out / "teacher"), str(out / "trained")
+    timed("prepare", lm_prepare_step, config.data, prepared)
+    timed("teacher", lm_teacher_step, prepared, teacher, config.teacher, config.data, config.cache_dir, progress)
+    timed("train", lm_train_step, prepared, teacher, trained, config.model, config.train, config.data,
+          progress=progress)
+    model_dirs = []
+    for widths in config.widths:
+        model_dir = out / "models" / decoder_widths_label(widths)
+        timed("extract", lm_extract_step, trained, widths, str(model_dir))
+        model_dirs.append(model_dir)
+    model_dirs += [Path(trained) / BASELINES_DIR / arm for arm in config.train.baselines]
+    evaluations = [
+        timed("evaluate", lm_evaluate_step, str(d), teacher, str(out / "evaluations" / d.name), config.measure_speed)
+        for d in model_dirs
+    ]
+    return dict(timed("report", lm_report_step, evaluations, teacher, str(out / "report")))

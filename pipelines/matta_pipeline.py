@@ -8,13 +8,16 @@
                                        (teacher) ────────────────────────────────────────────► write_report ◄─ Collected
                    (prepared, teacher, trained, width models) ──────────────────────────► release_models ◄─ Collected
 
-Parameters (each settable on a cluster run): the config sections as JSON (``data_json``, ``teacher_json``,
-``model_json``, ``train_json``, ``release_json``: the `PipelineConfig` sections, validated again by each step),
-``widths`` (the per-layer widths to extract), ``cache_dir``, ``measure_speed``, and the MLflow ``tracking_uri`` +
-``parent_run_id`` (empty = no tracking; the release step then registers nothing and says so). The MLflow parent
-run id is also the release's ``pipeline_run_id``, the idempotency key of registration: a retried release task
-registers nothing new. Sections rather than one config document: a step receives only the sections it reads, so
-changing, say, ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged.
+Parameters (each settable on a cluster run): ``task`` (``classification`` or ``causal_lm``: the model family;
+every step receives it and dispatches on it, so one DAG and one set of components serve both), the config
+sections as JSON (``data_json``, ``teacher_json``, ``model_json``, ``train_json``, ``release_json``: the
+`PipelineConfig` sections, validated again by each step), ``widths`` (the widths to extract: per-layer ints, or one
+[ffn_width, n_heads] pair per block for ``causal_lm``), ``cache_dir``, ``measure_speed``, and the MLflow
+``tracking_uri`` + ``parent_run_id`` (empty = no tracking; the release step then registers nothing and says so).
+The MLflow parent run id is also the release's ``pipeline_run_id``, the idempotency key of registration: a retried
+release task registers nothing new. Sections rather than one config document: a step receives only the sections it
+reads, so changing, say, ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged. The evaluations
+also read the Teacher's folder: a causal LM is scored on the token ids the Teacher read.
 `pipeline_arguments` turns a validated `PipelineConfig` into these parameters.
 """
 
@@ -55,6 +58,7 @@ def build_pipeline(code_version: str) -> GraphComponent:
 
     @dsl.pipeline(name=PIPELINE_NAME, description="MatTA: elastic Student models by Teacher-TA-Student distillation")
     def matta_pipeline(
+        task: str = _DEFAULTS.task,
         data_json: str = _DEFAULTS.data.model_dump_json(),
         teacher_json: str = _DEFAULTS.teacher.model_dump_json(),
         model_json: str = _DEFAULTS.model.model_dump_json(),
@@ -67,7 +71,7 @@ def build_pipeline(code_version: str) -> GraphComponent:
         parent_run_id: str = "",
     ) -> PipelineOutputs:
         common: dict[str, Any] = {
-            "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
+            "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
         }
         prepare = prepare_data(data_json=data_json, **common).set_display_name("prepare")
         prepared = prepare.outputs["prepared"]
@@ -85,13 +89,13 @@ def build_pipeline(code_version: str) -> GraphComponent:
                 trained=trained, prepared=prepared, widths=width, data_json=data_json, **common
             ).set_display_name("extract")
             evaluate = evaluate_model(
-                model=extract.outputs["model"], prepared=prepared, data_json=data_json, measure_speed=measure_speed,
-                model_subdir="", **common,
+                model=extract.outputs["model"], prepared=prepared, teacher=teacher.outputs["teacher"],
+                data_json=data_json, measure_speed=measure_speed, model_subdir="", **common,
             ).set_display_name("evaluate")
         with dsl.ParallelFor(train.outputs["Output"], name="baselines") as baseline_dir:
             evaluate_baseline = evaluate_model(
-                model=trained, prepared=prepared, data_json=data_json, measure_speed=measure_speed,
-                model_subdir=baseline_dir, **common,
+                model=trained, prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json,
+                measure_speed=measure_speed, model_subdir=baseline_dir, **common,
             ).set_display_name("evaluate-baseline")
 
         report = write_report(
@@ -123,6 +127,7 @@ matta_pipeline = build_pipeline(current_code_version())
 def pipeline_arguments(config: PipelineConfig, *, tracking_uri: str = "", parent_run_id: str = "") -> dict[str, Any]:
     """The pipeline's parameters for a validated config (and an MLflow parent run, if tracking)."""
     return {
+        "task": config.task,
         "data_json": config.data.model_dump_json(),
         "teacher_json": config.teacher.model_dump_json(),
         "model_json": config.model.model_dump_json(),

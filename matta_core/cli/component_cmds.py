@@ -38,7 +38,7 @@ def prepare(
 ) -> None:
     """Validate, deduplicate and split the data into --prepared."""
     args = _common(config, set_, parent_run_id, tracking_uri)
-    _call("prepare", data_json=args["data_json"], prepared=_dataset(prepared), **_tracking(args),
+    _call("prepare", data_json=args["data_json"], prepared=_dataset(prepared), **_shared(args),
           metrics=_metrics(metrics, prepared))
 
 
@@ -51,7 +51,7 @@ def teacher(
     args = _common(config, set_, parent_run_id, tracking_uri)
     _call("teacher", prepared=_dataset(prepared), data_json=args["data_json"], teacher_json=args["teacher_json"],
           cache_dir=args["cache_dir"], teacher=_dataset(teacher), metrics=_metrics(metrics, teacher),
-          **_tracking(args))
+          **_shared(args))
 
 
 @component_app.command()
@@ -64,25 +64,24 @@ def train(
     args = _common(config, set_, parent_run_id, tracking_uri)
     baselines = _call("train", prepared=_dataset(prepared), teacher=_dataset(teacher), data_json=args["data_json"],
                       model_json=args["model_json"], train_json=args["train_json"], trained=_model(trained),
-                      metrics=_metrics(metrics, trained), **_tracking(args))
+                      metrics=_metrics(metrics, trained), **_shared(args))
     typer.echo(f"baseline models: {', '.join(baselines) or 'none'}")
 
 
 @component_app.command()
 def extract(
     trained: PathIn, prepared: PathIn, model: PathOut,
-    widths: Annotated[str, typer.Option(help="Per-layer widths, comma separated: 96 or 256,64.")],
+    widths: Annotated[str, typer.Option(
+        help="Per-layer widths, comma separated: 96 or 256,64; for task causal_lm one ffn:heads pair per block: "
+             "512:4,128:2.")],
     config: ConfigOption = None, set_: SetOption = [],  # noqa: B006
     metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Cut the standalone model of --widths out of --trained into --model (parity-checked)."""
-    try:
-        parsed = [int(w) for w in widths.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"--widths expects whole numbers separated by commas, got {widths!r}") from None
     args = _common(config, set_, parent_run_id, tracking_uri)
+    parsed = _parse_widths(widths, pairs=args["task"] == "causal_lm")
     _call("extract", trained=_model(trained), prepared=_dataset(prepared), widths=parsed,
-          data_json=args["data_json"], model=_model(model), metrics=_metrics(metrics, model), **_tracking(args))
+          data_json=args["data_json"], model=_model(model), metrics=_metrics(metrics, model), **_shared(args))
 
 
 @component_app.command()
@@ -90,13 +89,23 @@ def evaluate(
     model: PathIn, prepared: PathIn, evaluation: PathOut, config: ConfigOption = None,
     set_: SetOption = [],  # noqa: B006
     model_subdir: Annotated[str, typer.Option(help="A model inside --model, e.g. baselines/kd.")] = "",
+    teacher: Annotated[Path | None, typer.Option(
+        exists=True, file_okay=False, resolve_path=True,
+        help="The Teacher step's folder: required for task causal_lm (its test token ids and cloze examples).")] = None,
     metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Evaluate the standalone model in --model on the test split of --prepared into --evaluation."""
     args = _common(config, set_, parent_run_id, tracking_uri)
-    _call("evaluate", model=_model(model), prepared=_dataset(prepared), data_json=args["data_json"],
+    if teacher is None and args["task"] == "causal_lm":
+        raise typer.BadParameter("task causal_lm scores a model on the Teacher's test token ids: give --teacher DIR")
+    # The classifier reads no Teacher output here: an empty URI (path "") stands for none.
+    from kfp.dsl import Dataset
+
+    _call("evaluate", model=_model(model), prepared=_dataset(prepared),
+          teacher=_dataset(teacher) if teacher is not None else Dataset(uri=""),
+          data_json=args["data_json"],
           measure_speed=args["measure_speed"], model_subdir=model_subdir, evaluation=_dataset(evaluation),
-          metrics=_metrics(metrics, evaluation), **_tracking(args))
+          metrics=_metrics(metrics, evaluation), **_shared(args))
 
 
 @component_app.command()
@@ -114,7 +123,7 @@ def report(
           teacher=_dataset(teacher), report=_dataset(report),
           report_html=HTML(uri=str(report.with_name(report.name + ".html"))),
           report_md=Markdown(uri=str(report.with_name(report.name + ".md"))),
-          metrics=_metrics(metrics, report), **_tracking(args))
+          metrics=_metrics(metrics, report), **_shared(args))
 
 
 @component_app.command()
@@ -137,10 +146,24 @@ def release(
           width_models=[_model(m) for m in model], trained=_model(trained), teacher=_dataset(teacher),
           prepared=_dataset(prepared), data_json=args["data_json"], release_json=args["release_json"],
           release=_dataset(release), gate_report=Markdown(uri=str(release.with_name(release.name + ".md"))),
-          metrics=_metrics(metrics, release), **_tracking(args))
+          metrics=_metrics(metrics, release), **_shared(args))
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+def _parse_widths(text: str, *, pairs: bool) -> list[int] | list[list[int]]:
+    """``96`` / ``256,64`` (per-layer ints), or with `pairs` ``512:4,128:2`` ((ffn, heads) per decoder block)."""
+    try:
+        if not pairs:
+            return [int(w) for w in text.split(",")]
+        blocks = [block.split(":") for block in text.split(",")]
+        if any(len(block) != 2 for block in blocks):
+            raise ValueError(text)
+        return [[int(ffn), int(heads)] for ffn, heads in blocks]
+    except ValueError:
+        form = "ffn:heads pairs separated by commas (512:4,128:2)" if pairs else "whole numbers separated by commas"
+        raise typer.BadParameter(f"--widths expects {form}, got {text!r}") from None
 
 
 def _common(config: Path | None, overrides: list[str], parent_run_id: str, tracking_uri: str | None) -> dict[str, Any]:
@@ -154,8 +177,9 @@ def _common(config: Path | None, overrides: list[str], parent_run_id: str, track
     return {**args, "code_version": code_version()}
 
 
-def _tracking(args: dict[str, Any]) -> dict[str, str]:
-    return {key: args[key] for key in ("code_version", "tracking_uri", "parent_run_id")}
+def _shared(args: dict[str, Any]) -> dict[str, str]:
+    """The parameters every component takes: the task, the code version and the MLflow parent run."""
+    return {key: args[key] for key in ("task", "code_version", "tracking_uri", "parent_run_id")}
 
 
 def _call(name: str, **kwargs: Any) -> Any:

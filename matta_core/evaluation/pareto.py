@@ -41,8 +41,14 @@ def pareto_indices(costs: Sequence[float], qualities: Sequence[float]) -> list[i
     return front
 
 
-def pareto_front(points: Sequence[Point], cost_key: str, quality_key: str) -> list[Point]:
-    """The non-dominated `points` (mappings or objects with those attributes), ordered by increasing cost."""
+def pareto_front(
+    points: Sequence[Point], cost_key: str, quality_key: str, *, higher_is_better: bool = True
+) -> list[Point]:
+    """The non-dominated `points` (mappings or objects with those attributes), ordered by increasing cost.
+
+    `higher_is_better=False` for a quality measured as a loss (perplexity): lower is then better.
+    """
     costs = [_value(p, cost_key, i) for i, p in enumerate(points)]
-    qualities = [_value(p, quality_key, i) for i, p in enumerate(points)]
+    sign = 1.0 if higher_is_better else -1.0
+    qualities = [sign * _value(p, quality_key, i) for i, p in enumerate(points)]
     return [points[i] for i in pareto_indices(costs, qualities)]

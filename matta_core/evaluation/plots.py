@@ -33,11 +33,15 @@ def pareto_chart(
     quality: str = "accuracy",
     reference_lines: Mapping[str, float] | None = None,
     title: str | None = None,
+    higher_is_better: bool = True,
+    log_quality: bool = False,
 ) -> Path:
     """Write a PNG of `quality` against `cost` for `evaluations` (`ModelEvaluation`s or their `to_dict()`s).
 
     Every model is a labelled point; the Pareto front (lower cost, higher quality) is joined by a line.
     `reference_lines` maps a label to a quality drawn as a horizontal line, e.g. `{"Teacher": 0.93}`.
+    `higher_is_better=False` for a loss-like quality (perplexity), `log_quality` for a log-scale quality axis
+    (perplexities of a Teacher and of tiny Students differ by orders of magnitude).
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,7 +51,8 @@ def pareto_chart(
     records = [_record(e) for e in evaluations]
     if not records:
         raise ValueError("no evaluations to plot")
-    front = pareto_front(records, cost, quality)  # also checks every point has finite cost and quality
+    # Also checks that every point has a finite cost and quality.
+    front = pareto_front(records, cost, quality, higher_is_better=higher_is_better)
     on_front = {id(r) for r in front}
 
     figure = Figure(figsize=(7, 4.5), dpi=120)
@@ -70,11 +75,14 @@ def pareto_chart(
     costs = [float(r[cost]) for r in records]
     if min(costs) > 0 and max(costs) / min(costs) > LOG_SCALE_SPAN:
         axes.set_xscale("log")
+    if log_quality:
+        axes.set_yscale("log")
     axes.set_xlabel(COST_LABELS.get(cost, cost))
     axes.set_ylabel(quality)
     axes.set_title(title or f"{quality} vs {cost}")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    # Lower right is where a higher-is-better chart is empty; a lower-is-better one has no such corner.
+    axes.legend(loc="lower right" if higher_is_better else "best", fontsize=8)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

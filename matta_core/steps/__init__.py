@@ -2,7 +2,8 @@
 
 Each step reads the folders its predecessors wrote and writes one folder of its own (layout in `layout.py`).
 The KFP components are thin wrappers over these functions, `matta component <name>` runs one from the command
-line, and `matta_core.workflow.run_local` calls them in order: three ways in, one implementation.
+line, and `matta_core.workflow.run_local` calls them in order: three ways in, one implementation. These are the
+classifier's; the ``task: causal_lm`` steps live in `matta_core.steps.lm`, and `tracked` dispatches on the task.
 """
 
 from matta_core.steps.evaluate_step import evaluate_step

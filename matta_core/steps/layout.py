@@ -4,6 +4,8 @@
 TEACHER_INFO = "teacher.json"
 TEACHER_MODEL_DIR = "model"
 TEACHER_OUTPUTS = "{split}.safetensors"
+# teacher_step, causal_lm: the test split's last-word cloze examples (the Teacher's tokenisation)
+CLOZE_TEST = "cloze_test.json"
 
 # train_step
 NESTED_DIR = "nested"

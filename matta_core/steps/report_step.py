@@ -54,7 +54,7 @@ def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, 
     )
     report = {"models": records, "teacher": teacher, "pareto_front": sorted(front)}
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    table = _markdown_table(records)
+    table = markdown_table(records, COLUMNS)
     teacher_line = (
         f"Teacher ({teacher.get('kind', '?')}): test accuracy {teacher['test_accuracy']:.2%}\n\n"
         if teacher.get("test_accuracy") is not None
@@ -68,7 +68,7 @@ def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, 
         + f"![quality vs cost]({PARETO_PNG})\n"
     )
     (out / REPORT_MD).write_text(markdown)
-    (out / REPORT_HTML).write_text(_html(teacher_line, records, out / PARETO_PNG))
+    (out / REPORT_HTML).write_text(html_report("MatTA run report", teacher_line, records, COLUMNS, out / PARETO_PNG))
     return report
 
 
@@ -95,6 +95,9 @@ def _teacher_summary(teacher_dir: str | None) -> dict[str, Any]:
     }
 
 
+Columns = Sequence[tuple[str, str, str]]  # (record key, column title, format)
+
+
 def _cell(record: dict[str, Any], key: str, fmt: str) -> str:
     value = record.get(key)
     if value is None:
@@ -103,23 +106,25 @@ def _cell(record: dict[str, Any], key: str, fmt: str) -> str:
     return f"{text} *" if key == "name" and record.get("on_pareto_front") else text
 
 
-def _markdown_table(records: Sequence[dict[str, Any]]) -> str:
-    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    rows = ["| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |" for r in records]
+def markdown_table(records: Sequence[dict[str, Any]], columns: Columns) -> str:
+    """The records as a Markdown table; ``–`` where a value was not measured, ``*`` after a Pareto-front name."""
+    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    rows = ["| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in columns) + " |" for r in records]
     return "\n".join([header, rule, *rows])
 
 
-def _html(teacher_line: str, records: Sequence[dict[str, Any]], png: Path) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in COLUMNS)
+def html_report(title: str, intro: str, records: Sequence[dict[str, Any]], columns: Columns, png: Path) -> str:
+    """One self-contained HTML page: title, intro paragraph, the table, and the chart inlined as a data URI."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(r, key, fmt))}</td>" for key, _, fmt in COLUMNS) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r, key, fmt))}</td>" for key, _, fmt in columns) + "</tr>"
         for r in records
     )
     image = base64.b64encode(png.read_bytes()).decode()
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>MatTA run report</title></head><body>"
-        f"<h1>MatTA run report</h1><p>{html.escape(teacher_line.strip())}</p>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(intro.strip())}</p>"
         f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>"
         f"<p><img alt='quality vs cost' src='data:image/png;base64,{image}'></p></body></html>\n"
     )

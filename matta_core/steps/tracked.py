@@ -22,7 +22,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from matta_core.config import ConfigError, DataSection, ModelSection, ReleaseSection, TeacherSection, TrainSection
+from matta_core.config import (
+    MODEL_SECTIONS,
+    ConfigError,
+    DataSection,
+    DecoderSection,
+    ModelSection,
+    ReleaseSection,
+    TeacherSection,
+    TrainSection,
+    check_task,
+)
 from matta_core.steps.layout import (
     EVALUATION,
     GATE_REPORT,
@@ -81,6 +91,11 @@ def load_section(section: type[SectionT], text: str, name: str) -> SectionT:
         raise ConfigError(f"pipeline parameter {name}_json is invalid:\n" + "\n".join(lines)) from None
 
 
+def load_model_section(task: str, text: str) -> ModelSection | DecoderSection:
+    """The model section of `task` (a `ModelSection` or a `DecoderSection`) from its JSON pipeline parameter."""
+    return load_section(MODEL_SECTIONS[check_task(task)], text, "model")
+
+
 def parse_widths(widths: Sequence[Any]) -> list[int]:
     """Per-layer widths from a pipeline parameter: KFP hands list items over as floats (``[96.0]``)."""
     parsed = []
@@ -99,8 +114,12 @@ def widths_label(widths: Sequence[int]) -> str:
 # --- the steps ------------------------------------------------------------------------------------------
 
 
-def prepare(data: DataSection, out_dir: str, tracking: Tracking) -> dict[str, float]:
+def prepare(data: DataSection, out_dir: str, tracking: Tracking, task: str = "classification") -> dict[str, float]:
     """Step 1: validate, dedupe and split the data; log row counts and the data's content hash."""
+    if check_task(task) == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.prepare(data, out_dir, tracking)
     from matta_core.steps.prepare_step import prepare_step
 
     with tracking.step("prepare") as run_id:
@@ -116,9 +135,13 @@ def prepare(data: DataSection, out_dir: str, tracking: Tracking) -> dict[str, fl
 
 def teacher(
     prepared_dir: str, out_dir: str, teacher_section: TeacherSection, data: DataSection, cache_dir: str,
-    tracking: Tracking,
+    tracking: Tracking, task: str = "classification",
 ) -> dict[str, float]:
     """Step 2: the Teacher's outputs on every split, through the content-addressed cache."""
+    if check_task(task) == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.teacher(prepared_dir, out_dir, teacher_section, data, cache_dir, tracking)
     from matta_core.steps.teacher_step import teacher_step
 
     with tracking.step("teacher") as run_id:
@@ -139,8 +162,8 @@ def teacher(
 
 
 def train(
-    prepared_dir: str, teacher_dir: str, out_dir: str, model: ModelSection, train_section: TrainSection,
-    data: DataSection, tracking: Tracking,
+    prepared_dir: str, teacher_dir: str, out_dir: str, model: ModelSection | DecoderSection,
+    train_section: TrainSection, data: DataSection, tracking: Tracking, task: str = "classification",
 ) -> tuple[dict[str, float], list[str]]:
     """Step 3: train the TA+Student (MatTA) and the baselines; returns metrics and the baselines' sub-folders.
 
@@ -148,35 +171,20 @@ def train(
     `MLflowMetricsCallback`, so the arms' loss curves sit side by side instead of overwriting each other.
     The baseline models are logged by this step, which is the one that writes them.
     """
+    if not isinstance(model, MODEL_SECTIONS[check_task(task)]):
+        raise ConfigError(f"task {task!r} takes a {MODEL_SECTIONS[task].__name__} model section, got "
+                          f"{type(model).__name__}")
+    if isinstance(model, DecoderSection):
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.train(prepared_dir, teacher_dir, out_dir, model, train_section, data, tracking)
     from matta_core.steps.train_step import train_step
 
-    with tracking.step("train") as run_id, ExitStack() as arm_runs:
-        arm_callbacks: Callable[[str], list[Any]] | None = None
-        if run_id is not None:
-            from matta_core.tracking import MLflowMetricsCallback
-
-            teacher_info = json.loads((Path(teacher_dir) / TEACHER_INFO).read_text())
-            arm_tracking = Tracking(tracking.tracking_uri, run_id, tracking.code_version)
-
-            def callbacks_for(arm: str) -> list[Any]:
-                arm_runs.close()  # the previous arm is done: end its run FINISHED before the next one starts
-                arm_run_id = arm_runs.enter_context(arm_tracking.step(f"train-{arm}"))
-                assert arm_run_id is not None  # tracking is on: arm_tracking has a parent
-                _log_step(arm_run_id, {"arm": arm}, {})
-                _lineage(arm_run_id, tracking, data_content_hash=teacher_info["data_content_hash"],
-                         teacher_cache_key=teacher_info["cache_key"])
-                return [MLflowMetricsCallback(arm_run_id, every=1, tracking_uri=tracking.tracking_uri or None)]
-
-            arm_callbacks = callbacks_for
-
-        summary = train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
-                             arm_callbacks=arm_callbacks)
-        arm_runs.close()
-        metrics: dict[str, float] = {"train_rows": float(summary["train_rows"])}
-        for arm, result in summary["arms"].items():
-            metrics[f"{arm}_steps"] = float(result["steps"])
-            metrics[f"{arm}_wall_seconds"] = float(result["wall_seconds"])
-            metrics.update({f"{arm}_final_{k}": float(v) for k, v in result["final_loss"].items()})
+    with tracking.step("train") as run_id:
+        with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
+            summary = train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
+                                 arm_callbacks=arm_callbacks)
+        metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
         baseline_dirs = list(summary["baseline_dirs"].values())
         if run_id is not None:
             params = {"model": model.model_dump(), "train": train_section.model_dump()}
@@ -189,10 +197,51 @@ def train(
     return metrics, baseline_dirs
 
 
+@contextmanager
+def arm_runs(tracking: Tracking, run_id: str | None, teacher_dir: str) -> Iterator[Callable[[str], list[Any]] | None]:
+    """The `arm_callbacks` of a train step: each arm (``matta``, ``kd``, ...) gets its own MLflow run under the
+    train run `run_id` (``train-matta``, ...), fed by `MLflowMetricsCallback`, so the arms' loss curves sit side by
+    side instead of overwriting each other. None when tracking is off. The last arm's run ends on exit."""
+    if run_id is None:
+        yield None
+        return
+    from matta_core.tracking import MLflowMetricsCallback
+
+    teacher_info = json.loads((Path(teacher_dir) / TEACHER_INFO).read_text())
+    arm_tracking = Tracking(tracking.tracking_uri, run_id, tracking.code_version)
+    with ExitStack() as open_arm:
+
+        def callbacks_for(arm: str) -> list[Any]:
+            open_arm.close()  # the previous arm is done: end its run FINISHED before the next one starts
+            arm_run_id = open_arm.enter_context(arm_tracking.step(f"train-{arm}"))
+            assert arm_run_id is not None  # tracking is on: arm_tracking has a parent
+            _log_step(arm_run_id, {"arm": arm}, {})
+            _lineage(arm_run_id, tracking, data_content_hash=teacher_info["data_content_hash"],
+                     teacher_cache_key=teacher_info["cache_key"])
+            return [MLflowMetricsCallback(arm_run_id, every=1, tracking_uri=tracking.tracking_uri or None)]
+
+        yield callbacks_for
+
+
+def arm_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """Each trained arm's step count, wall time and final loss terms, from a train step's summary."""
+    metrics: dict[str, float] = {}
+    for arm, result in summary["arms"].items():
+        metrics[f"{arm}_steps"] = float(result["steps"])
+        metrics[f"{arm}_wall_seconds"] = float(result["wall_seconds"])
+        metrics.update({f"{arm}_final_{k}": float(v) for k, v in result["final_loss"].items()})
+    return metrics
+
+
 def extract(
-    trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection, tracking: Tracking
+    trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection, tracking: Tracking,
+    task: str = "classification",
 ) -> dict[str, float]:
     """Step 4: cut one standalone model out of the nested one (parity-checked); log it as an MLflow model."""
+    if check_task(task) == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.extract(trained_dir, widths, out_dir, tracking)
     from matta_core.steps.extract_step import extract_step
 
     parsed = parse_widths(widths)
@@ -209,9 +258,21 @@ def extract(
 
 
 def evaluate(
-    model_dir: str, prepared_dir: str, out_dir: str, data: DataSection, measure_speed: bool, tracking: Tracking
+    model_dir: str, prepared_dir: str, out_dir: str, data: DataSection, measure_speed: bool, tracking: Tracking,
+    task: str = "classification", teacher_dir: str | None = None,
 ) -> dict[str, float]:
-    """Step 5: quality and serving cost of one standalone model on the test split."""
+    """Step 5: quality and serving cost of one standalone model on the test split.
+
+    A causal-LM model is scored on the ids the Teacher read, so `teacher_dir` (the Teacher step's folder) is
+    required for ``task: causal_lm``; the classifier reads its test rows from `prepared_dir`.
+    """
+    if check_task(task) == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        if not teacher_dir:
+            raise ConfigError("evaluating a causal_lm model needs the Teacher step's folder (its test token ids and "
+                              "cloze examples): pass the teacher input (matta component evaluate --teacher DIR)")
+        return tracked_lm.evaluate(model_dir, teacher_dir, out_dir, measure_speed, tracking)
     from matta_core.extraction import load_extracted
     from matta_core.steps.evaluate_step import evaluate_step
 
@@ -227,12 +288,20 @@ def evaluate(
     return metrics
 
 
-def report(evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking) -> dict[str, Any]:
+def report(
+    evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking,
+    task: str = "classification",
+) -> dict[str, Any]:
     """Step 6: the report (table, Pareto front, chart); logged to the report run and to the parent run.
 
-    The parent run gets the chart, the HTML report and one ``accuracy/<model>`` metric per model, so runs can be
-    compared in MLflow's run table without opening their children.
+    The parent run gets the chart, the HTML report and one ``accuracy/<model>`` metric per model (for a causal
+    LM: ``perplexity/<model>`` and ``cloze_accuracy/<model>``), so runs can be compared in MLflow's run table
+    without opening their children.
     """
+    if check_task(task) == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.report(evaluation_dirs, teacher_dir, out_dir, tracking)
     from matta_core.steps.report_step import report_step
 
     evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
@@ -257,7 +326,12 @@ def report(evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str
 
 
 def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
-    """``accuracy/<model>`` for every model in a report, plus the Teacher's when known."""
+    """``accuracy/<model>`` for every model in a report, plus the Teacher's when known (for a causal-LM report,
+    `tracked_lm.report_metrics`)."""
+    if report.get("task") == "causal_lm":
+        from matta_core.steps import tracked_lm
+
+        return tracked_lm.report_metrics(report)
     metrics = {f"accuracy/{r['name']}": float(r["accuracy"]) for r in report["models"]}
     teacher_accuracy = report.get("teacher", {}).get("test_accuracy")
     if teacher_accuracy is not None:
@@ -278,6 +352,7 @@ def write_report_views(report_dir: str, html_path: str, markdown_path: str) -> N
 def release(
     evaluation_dirs: Sequence[str], model_dirs: Sequence[str], trained_dir: str, teacher_dir: str | None,
     prepared_dir: str, data: DataSection, section: ReleaseSection, out_dir: str, tracking: Tracking,
+    task: str = "classification",
 ) -> dict[str, float]:
     """Step 7: per size class, gate the best width, register it as ``@challenger`` if it passes, write the handoff.
 
@@ -290,11 +365,12 @@ def release(
     ``gate_decisions.json`` and ``<class>/ab_handoff.json`` + ``.md`` for every class that passed.
 
     The registry lives in MLflow: with tracking off, or ``release.enabled`` false, the step registers nothing,
-    logs a warning and writes a gate report saying why (a run without tracking still succeeds).
+    logs a warning and writes a gate report saying why (a run without tracking still succeeds). So does a
+    ``task: causal_lm`` run: the gate is the classifier's.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    skipped = _release_skip_reason(section, tracking)
+    skipped = _release_skip_reason(section, tracking, check_task(task))
     if skipped is not None:
         log.warning("release skipped: %s", skipped)
         (out / GATE_REPORT).write_text(f"# Release gate: skipped\n\n{skipped}\n")
@@ -413,9 +489,13 @@ def _numbers(record: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def _release_skip_reason(section: ReleaseSection, tracking: Tracking) -> str | None:
+def _release_skip_reason(section: ReleaseSection, tracking: Tracking, task: str) -> str | None:
     if not section.enabled:
         return "release.enabled is false: no model was gated or registered."
+    if task == "causal_lm":
+        from matta_core.steps.tracked_lm import RELEASE_SKIP_REASON
+
+        return RELEASE_SKIP_REASON
     if not tracking.enabled:
         return ("tracking is off (no MLflow parent run), and the release registers models in the MLflow Model "
                 "Registry: no model was gated or registered. Run with tracking (`matta run` without --no-tracking; "

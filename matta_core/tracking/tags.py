@@ -10,7 +10,8 @@ Tag                                Meaning
 ``matta.teacher.cache_key``        the teacher cache key the Student was distilled from
 ``matta.teacher.fingerprint``      the Teacher's fingerprint (model identity, independent of data)
 ``matta.code.version``             the code that ran: package version and/or VCS revision
-``matta.model.widths``             per-layer widths of a model, comma separated (``64`` or ``256,64``)
+``matta.model.widths``             per-layer widths of a model, comma separated (``64`` or ``256,64``; a decoder's
+                                   blocks as ``ffn:heads``: ``512:4,128:2``)
 ``matta.train.start_step``         step a training session started from (> 0 when it resumed a checkpoint)
 ``matta.train.checkpoint``         the last checkpoint published by the training step
 =================================  ==========================================================================
@@ -19,6 +20,8 @@ MLflow's own tags (``mlflow.parentRunId``, ``mlflow.runName``) are set by MLflow
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 PREFIX = "matta."
 
@@ -56,3 +59,8 @@ def check_tag_name(name: str) -> str:
 def widths_value(widths: tuple[int, ...] | list[int]) -> str:
     """The tag value for per-layer widths: ``(256, 64)`` -> ``"256,64"`` (one spelling everywhere)."""
     return ",".join(str(int(w)) for w in widths)
+
+
+def decoder_widths_value(widths: Sequence[Sequence[int]]) -> str:
+    """The tag value for a decoder's per-block (ffn, heads) widths: ``[[512, 4], [128, 2]]`` -> ``"512:4,128:2"``."""
+    return ",".join(f"{int(ffn)}:{int(heads)}" for ffn, heads in widths)

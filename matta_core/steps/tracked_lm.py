@@ -1,0 +1,222 @@
+"""The ``task: causal_lm`` steps with their MLflow record: the same run tree as the classifier's (`tracked`).
+
+`matta_core.steps.tracked` dispatches here when a component's ``task`` parameter is ``causal_lm``. Each function
+runs one step of `matta_core.steps.lm`, logs params, metrics, lineage tags and models in its child run, and
+returns the step's scalar metrics. Models are logged as LoggedModels of their files (`log_model_folder`): a
+decoder reads token ids, so the classifier's text-in pyfunc does not fit it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matta_core.config import ConfigError, DataSection, DecoderSection, TeacherSection, TrainSection
+from matta_core.steps.layout import EVALUATION, PARETO_PNG, REPORT_HTML, REPORT_JSON, REPORT_MD
+from matta_core.steps.tracked import (
+    Tracking,
+    _first,
+    _lineage,
+    _log_step,
+    _numbers,
+    arm_metrics,
+    arm_runs,
+    parse_widths,
+)
+
+#: The MLflow `model_type` of logged decoders.
+DECODER_MODEL_TYPE = "matta.standalone_decoder"
+
+
+def parse_decoder_widths(widths: Sequence[Any]) -> list[list[int]]:
+    """Per-block [ffn_width, n_heads] pairs from a pipeline parameter (KFP hands numbers over as floats)."""
+    if isinstance(widths, str) or not all(isinstance(p, Sequence) and not isinstance(p, str) for p in widths):
+        raise ConfigError(f"widths {widths!r}: task causal_lm takes one [ffn_width, n_heads] pair per block")
+    pairs = [parse_widths(pair) for pair in widths]
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise ConfigError(f"widths {widths!r}: task causal_lm takes one [ffn_width, n_heads] pair per block")
+    return pairs
+
+
+def prepare(data: DataSection, out_dir: str, tracking: Tracking) -> dict[str, float]:
+    """Step 1: validate, dedupe and split the text corpus; log passage counts and the data's content hash."""
+    from matta_core.steps.lm.prepare import lm_prepare_step
+
+    with tracking.step("prepare") as run_id:
+        manifest = lm_prepare_step(data, out_dir)
+        metrics = {f"rows_{split}": float(rows) for split, rows in manifest["row_counts"].items()}
+        metrics["rows_quarantined"] = float(manifest["quarantine"]["rows"])
+        metrics["rows_duplicate"] = float(manifest["duplicates"])
+        if run_id is not None:
+            _log_step(run_id, {"task": "causal_lm", "data": data.model_dump()}, metrics)
+            _lineage(run_id, tracking, data_content_hash=manifest["content_hash"])
+    return metrics
+
+
+def teacher(
+    prepared_dir: str, out_dir: str, teacher_section: TeacherSection, data: DataSection, cache_dir: str,
+    tracking: Tracking,
+) -> dict[str, float]:
+    """Step 2: the Teacher's top-k logits on every split through the cache, its cloze examples and its scores."""
+    from matta_core.steps.lm.teacher import lm_teacher_step
+
+    with tracking.step("teacher") as run_id:
+        info = lm_teacher_step(prepared_dir, out_dir, teacher_section, data, cache_dir, progress=False)
+        metrics: dict[str, float] = {"vocab_size": float(info["vocab_size"])}
+        for split, record in info["splits"].items():
+            metrics[f"tokens_{split}"] = float(record["tokens"])
+            cache = record.get("cache", {})
+            for key in ("hits", "misses"):
+                if isinstance(cache.get(key), int | float):
+                    metrics[f"cache_{key}_{split}"] = float(cache[key])
+        metrics.update({f"teacher_{k}": v for k, v in _numbers(info["evaluation"]).items()
+                        if k in ("test_perplexity", "test_nll", "cloze_accuracy", "params", "flops_per_token")})
+        metrics["cloze_examples"] = float(info["cloze"]["examples"])
+        if run_id is not None:
+            _log_step(run_id, {"task": "causal_lm", "teacher": teacher_section.model_dump(), "cache_dir": cache_dir},
+                      metrics)
+            _lineage(run_id, tracking, data_content_hash=info["data_content_hash"],
+                     teacher_cache_key=info["cache_key"], teacher_fingerprint=info["fingerprint"])
+    return metrics
+
+
+def train(
+    prepared_dir: str, teacher_dir: str, out_dir: str, model: DecoderSection, train_section: TrainSection,
+    data: DataSection, tracking: Tracking,
+) -> tuple[dict[str, float], list[str]]:
+    """Step 3: train the nested decoder (MatTA) and the baselines; returns metrics and the baselines' sub-folders.
+
+    As for the classifier, each arm gets its own MLflow run under the train run (``train-matta``, ...) and the
+    baseline models, which this step writes, are logged here.
+    """
+    from matta_core.steps.lm.train import lm_train_step
+
+    with tracking.step("train") as run_id:
+        with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
+            summary = lm_train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
+                                    arm_callbacks=arm_callbacks)
+        metrics = {"train_rows": float(summary["train_rows"]), "train_tokens": float(summary["train_tokens"]),
+                   **arm_metrics(summary)}
+        baseline_dirs = list(summary["baseline_dirs"].values())
+        if run_id is not None:
+            _log_step(run_id, {"task": "causal_lm", "model": model.model_dump(), "train": train_section.model_dump()},
+                      metrics)
+            _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
+                     teacher_cache_key=summary["teacher_cache_key"])
+            for sub in baseline_dirs:
+                _log_decoder(str(Path(out_dir) / sub))
+    return metrics, baseline_dirs
+
+
+def extract(trained_dir: str, widths: Sequence[Any], out_dir: str, tracking: Tracking) -> dict[str, float]:
+    """Step 4: cut one standalone decoder out of the nested one (parity-checked); log it as an MLflow model."""
+    from matta_core.steps.lm.extract import lm_extract_step
+    from matta_core.steps.lm.names import decoder_widths_label
+
+    pairs = parse_decoder_widths(widths)
+    with tracking.step(f"extract-{decoder_widths_label(pairs)}") as run_id:
+        result = lm_extract_step(trained_dir, pairs, out_dir)
+        metrics = {"parity_max_abs_diff": float(result["parity_max_abs_diff"])}
+        if run_id is not None:
+            _log_step(run_id, {"widths": pairs, "name": result["name"]}, metrics)
+            _decoder_lineage(run_id, tracking, out_dir)
+            _log_decoder(out_dir)
+    return metrics
+
+
+def evaluate(
+    model_dir: str, teacher_dir: str, out_dir: str, measure_speed: bool, tracking: Tracking
+) -> dict[str, float]:
+    """Step 5: perplexity, cloze accuracy and serving cost of one standalone decoder on the test split."""
+    from matta_core.steps.lm.evaluate import lm_evaluate_step
+
+    name = str(_decoder_config(model_dir)["metadata"].get("name", Path(model_dir).name))
+    with tracking.step(f"evaluate-{name}") as run_id:
+        record = lm_evaluate_step(model_dir, teacher_dir, out_dir, measure_speed=measure_speed)
+        metrics = _numbers(record)
+        if run_id is not None:
+            _log_step(run_id, {"name": name, "arm": record["arm"], "measure_speed": measure_speed}, metrics)
+            _decoder_lineage(run_id, tracking, model_dir)
+    return metrics
+
+
+def report(evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking) -> dict[str, Any]:
+    """Step 6: the LM report; logged to the report run and (chart, HTML, ``perplexity/<model>``) to the parent."""
+    from matta_core.steps.lm.report import lm_report_step
+
+    evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
+    with tracking.step("report") as run_id:
+        result = lm_report_step(evaluations, teacher_dir, out_dir)
+        metrics = report_metrics(result)
+        if run_id is not None:
+            from matta_core.tracking import log_figure, log_json, log_metrics, log_report
+
+            out = Path(out_dir)
+            teacher_summary = result.get("teacher", {})
+            _log_step(run_id, {"models": len(result["models"])}, metrics)
+            _lineage(run_id, tracking, data_content_hash=_first(evaluations, "data_content_hash"),
+                     teacher_cache_key=teacher_summary.get("cache_key"),
+                     teacher_fingerprint=teacher_summary.get("fingerprint"))
+            for target in (run_id, tracking.parent_run_id):
+                log_report(out / REPORT_HTML, run_id=target)
+                log_figure(out / PARETO_PNG, run_id=target)
+            log_report(out / REPORT_MD, run_id=run_id)
+            log_json(json.loads((out / REPORT_JSON).read_text()), "report", run_id=run_id)
+            log_metrics(metrics, run_id=tracking.parent_run_id)
+    return result
+
+
+def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """``perplexity/<model>`` and ``cloze_accuracy/<model>`` for every model, the Teacher's too when known."""
+    rows = [*report["models"], {**report.get("teacher", {}), "name": "teacher"}]
+    metrics = {}
+    for row in rows:
+        for key, prefix in (("test_perplexity", "perplexity"), ("cloze_accuracy", "cloze_accuracy")):
+            if row.get(key) is not None:
+                metrics[f"{prefix}/{row['name']}"] = float(row[key])
+    return metrics
+
+
+RELEASE_SKIP_REASON = (
+    "task is causal_lm: the release gate (accuracy floors, paired bootstrap on labelled test rows, a text-in "
+    "pyfunc loadability check) is the classifier's, so no language model was gated or registered. The extracted "
+    "decoders are logged in MLflow as models of the extract steps; set release.enabled: false to silence this."
+)
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _decoder_config(model_dir: str) -> dict[str, Any]:
+    """A saved decoder's config.json (its metadata holds name, arm, widths and lineage), without its weights."""
+    from matta_core.models.decoder.standalone import CONFIG_FILE
+
+    return dict(json.loads((Path(model_dir) / CONFIG_FILE).read_text()))
+
+
+def _decoder_lineage(run_id: str, tracking: Tracking, model_dir: str) -> None:
+    from matta_core.tracking import set_lineage_tags
+    from matta_core.tracking import tags as T
+
+    config = _decoder_config(model_dir)
+    meta = config["metadata"]
+    widths = list(zip(config["ffn_widths"], config["heads"], strict=True))
+    set_lineage_tags(meta.get("data_content_hash"), meta.get("teacher_cache_key"), tracking.code_version or None,
+                     extra={T.MODEL_WIDTHS: T.decoder_widths_value(widths)}, run_id=run_id)
+
+
+def _log_decoder(model_dir: str) -> str:
+    """Log the saved decoder folder as a LoggedModel of the active (step) run, tagged like its run."""
+    from matta_core.tracking import log_model_folder
+    from matta_core.tracking import tags as T
+
+    config = _decoder_config(model_dir)
+    meta = config["metadata"]
+    widths = list(zip(config["ffn_widths"], config["heads"], strict=True))
+    tags = {T.MODEL_WIDTHS: T.decoder_widths_value(widths), T.DATA_CONTENT_HASH: meta.get("data_content_hash"),
+            T.TEACHER_CACHE_KEY: meta.get("teacher_cache_key")}
+    params = {"arm": meta.get("arm", "matta"), "vocab_size": config["vocab_size"], "d_model": config["d_model"]}
+    return log_model_folder(model_dir, str(meta.get("name", Path(model_dir).name)), model_type=DECODER_MODEL_TYPE,
+                            tags={k: v for k, v in tags.items() if v is not None}, params=params)
