@@ -1,4 +1,5 @@
-"""`matta benchmark quality`: run the quality benchmark (benchmarks/quality.py) from the `matta` command.
+"""`matta benchmark quality` / `quality-lm`: run the quality benchmarks (benchmarks/quality.py, quality_lm.py)
+from the `matta` command.
 
 The benchmark scripts live in the repository, not in the installed package (they measure the package, they are
 not part of it), so this command works from a source checkout (an editable install) and says so otherwise.
@@ -55,3 +56,27 @@ def quality(
     if mirror_dir is not None:
         argv += ["--mirror-dir", mirror_dir]
     load_benchmark("quality").main(argv)
+
+
+@benchmark_app.command("quality-lm")
+def quality_lm(
+    quick: Annotated[bool, typer.Option(help="CI smoke run (~1 min, warm cache): checks the plumbing, not the "
+                                             "method.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for quality_lm.{json,md,png}.")] = None,
+    mirror_dir: Annotated[str | None, typer.Option(help="Offline data mirror (wiki_sents); default "
+                                                        "$MATTA_DATA_MIRROR, else download and verify.")] = None,
+    workers: Annotated[int, typer.Option(help="Training processes, one torch thread each.")] = 2,
+    steps: Annotated[int | None, typer.Option(help="Override the training steps of every run.")] = None,
+) -> None:
+    """MatTA vs CE-only and KD decoders (one MatTA run, every width extracted) and the SmolLM2 Teacher on
+    wiki_sents' test split: perplexity and last-word cloze accuracy."""
+    argv = ["--workers", str(workers)]
+    if quick:
+        argv.append("--quick")
+    if out is not None:
+        argv += ["--out", str(out)]
+    if mirror_dir is not None:
+        argv += ["--mirror-dir", mirror_dir]
+    if steps is not None:
+        argv += ["--steps", str(steps)]
+    load_benchmark("quality_lm").main(argv)
