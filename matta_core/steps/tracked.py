@@ -298,11 +298,11 @@ def report(
     LM: ``perplexity/<model>`` and ``cloze_accuracy/<model>``), so runs can be compared in MLflow's run table
     without opening their children.
     """
+    # One record for both tasks: only the report itself (columns, chart, which way is better) differs.
     if check_task(task) == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.report(evaluation_dirs, teacher_dir, out_dir, tracking)
-    from matta_core.steps.report_step import report_step
+        from matta_core.steps.lm.report import lm_report_step as report_step
+    else:
+        from matta_core.steps.report_step import report_step
 
     evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
     with tracking.step("report") as run_id:

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from matta_core.config import ConfigError, DataSection, DecoderSection, TeacherSection, TrainSection
-from matta_core.steps.layout import EVALUATION, PARETO_PNG, REPORT_HTML, REPORT_JSON, REPORT_MD
 from matta_core.steps.tracked import (
     Tracking,
-    _first,
     _lineage,
     _log_step,
     _numbers,
@@ -140,32 +138,6 @@ def evaluate(
             _log_step(run_id, {"name": name, "arm": record["arm"], "measure_speed": measure_speed}, metrics)
             _decoder_lineage(run_id, tracking, model_dir)
     return metrics
-
-
-def report(evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking) -> dict[str, Any]:
-    """Step 6: the LM report; logged to the report run and (chart, HTML, ``perplexity/<model>``) to the parent."""
-    from matta_core.steps.lm.report import lm_report_step
-
-    evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
-    with tracking.step("report") as run_id:
-        result = lm_report_step(evaluations, teacher_dir, out_dir)
-        metrics = report_metrics(result)
-        if run_id is not None:
-            from matta_core.tracking import log_figure, log_json, log_metrics, log_report
-
-            out = Path(out_dir)
-            teacher_summary = result.get("teacher", {})
-            _log_step(run_id, {"models": len(result["models"])}, metrics)
-            _lineage(run_id, tracking, data_content_hash=_first(evaluations, "data_content_hash"),
-                     teacher_cache_key=teacher_summary.get("cache_key"),
-                     teacher_fingerprint=teacher_summary.get("fingerprint"))
-            for target in (run_id, tracking.parent_run_id):
-                log_report(out / REPORT_HTML, run_id=target)
-                log_figure(out / PARETO_PNG, run_id=target)
-            log_report(out / REPORT_MD, run_id=run_id)
-            log_json(json.loads((out / REPORT_JSON).read_text()), "report", run_id=run_id)
-            log_metrics(metrics, run_id=tracking.parent_run_id)
-    return result
 
 
 def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
