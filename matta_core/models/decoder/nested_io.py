@@ -8,32 +8,21 @@ that tells the two apart).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from matta_core.models.decoder.config import DecoderConfig
 from matta_core.models.decoder.nested import NestedDecoder
+from matta_core.models.nested_io import CONFIG, WEIGHTS, write_model_folder
 
 FORMAT = "matta.nested_decoder/v1"
-WEIGHTS = "model.safetensors"
-CONFIG = "model_config.json"
 
 
 def save_nested_decoder(model: NestedDecoder, directory: str | Path) -> Path:
     """Write the weights and config; each file lands whole (written beside, then renamed)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    # The LM head is tied to the token embedding: state_dict() lists the table once (no shared-storage copies).
-    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    staging = directory / f".{WEIGHTS}.tmp"
-    save_file(state, str(staging), metadata={"format": "pt", "matta_format": FORMAT})
-    os.replace(staging, directory / WEIGHTS)
-    staging = directory / f".{CONFIG}.tmp"
-    staging.write_text(json.dumps({"format": FORMAT, **model.config.to_dict()}, indent=2, sort_keys=True) + "\n")
-    os.replace(staging, directory / CONFIG)
-    return directory
+    return write_model_folder(model, {"format": FORMAT, **model.config.to_dict()}, directory,
+                              metadata={"format": "pt", "matta_format": FORMAT})
 
 
 def load_nested_decoder(directory: str | Path) -> NestedDecoder:
