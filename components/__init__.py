@@ -1,10 +1,11 @@
 """The pipeline's KFP components: one thin, typed wrapper per step of ``matta_core.steps``.
 
 Each component imports matta_core *inside* its function (KFP ships only the function's source to the step's
-process; the library comes from the project image, ``base_image=default_image_tag()``), parses its config
-sections from JSON parameters, and calls one function of ``matta_core.steps.tracked``, which runs the step and
-records it in MLflow. ``install_kfp_package=False``: the image (and the dev environment) already has the same kfp,
-and skipping the pip check saves ~0.4 s per step.
+process; the library comes from the project image, ``base_image=default_image_tag()``), calls
+``tracked.start_task`` before anything else (it refuses to run in an image built from other code than the
+pipeline's ``code_version``), parses its config sections from JSON parameters, and calls one function of
+``matta_core.steps.tracked``, which runs the step and records it in MLflow. ``install_kfp_package=False``: the
+image (and the dev environment) already has the same kfp, and skipping the pip check saves ~0.4 s per step.
 
 Every component takes ``code_version`` (a compile-time constant: part of each task's cache key),
 ``tracking_uri`` + ``parent_run_id`` (the MLflow parent run; empty = tracking off), and ``task``

@@ -31,7 +31,7 @@ def evaluate_model(
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
-    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     model_dir = os.path.join(model.path, model_subdir) if model_subdir else model.path
     step_metrics = tracked.evaluate(model_dir, prepared.path, evaluation.path, data, measure_speed, tracking, task,

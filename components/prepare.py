@@ -21,6 +21,6 @@ def prepare_data(
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
-    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     tracked.publish_metrics(metrics, tracked.prepare(data, prepared.path, tracking, task))

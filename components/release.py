@@ -32,7 +32,7 @@ def release_models(
     from matta_core.config import DataSection, ReleaseSection
     from matta_core.steps import tracked
 
-    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     section = tracked.load_section(ReleaseSection, release_json, "release")
     evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]

@@ -24,7 +24,7 @@ def write_report(
     to `report_html` / `report_md`, which the KFP UI renders."""
     from matta_core.steps import tracked
 
-    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
     result = tracked.report(evaluation_dirs, teacher.path, report.path, tracking, task)
     tracked.write_report_views(report.path, report_html.path, report_md.path)

@@ -29,7 +29,7 @@ def train_models(
     from matta_core.config import DataSection, TrainSection
     from matta_core.steps import tracked
 
-    tracking = tracked.Tracking(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     model = tracked.load_model_section(task, model_json)  # the classifier's or the decoder's section
     train_section = tracked.load_section(TrainSection, train_json, "train")

@@ -2,7 +2,9 @@
 
 `extract` copies only the sliced tensors into a plain `StandaloneClassifier`, so the result is physically
 smaller (its memory and compute are those of its widths) and shares no storage with the TA. `save_extracted` /
-`load_extracted` store it as safetensors + JSON: loading never unpickles anything.
+`load_extracted` store it as safetensors + JSON: loading never unpickles anything. The saved form
+(`ExtractedConfig`, the file names, the loader) is defined in `matta_core.serving.matta_text_classifier`, the file
+a logged model carries: what is saved here is read back by the same code wherever it is served.
 """
 
 from __future__ import annotations
@@ -10,84 +12,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from matta_core.features.hashing import FeaturizerConfig
 from matta_core.models.classifier_config import ClassifierConfig
 from matta_core.models.nested_classifier import NestedClassifier
-from matta_core.models.standalone_classifier import StandaloneClassifier
 from matta_core.nested.widths import Widths
+from matta_core.serving.matta_text_classifier import (
+    CONFIG_FILE,
+    FORMAT,
+    WEIGHTS_FILE,
+    ExtractedConfig,
+    StandaloneClassifier,
+    load_classifier,
+)
 
-FORMAT = "matta.standalone_classifier/v1"
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-
-
-@dataclass(frozen=True)
-class ExtractedConfig:
-    """Everything needed to rebuild and serve an extracted model, stored as `config.json` beside the weights."""
-
-    num_buckets: int
-    embed_dim: int
-    hidden_widths: tuple[int, ...]
-    num_classes: int
-    num_dense_features: int
-    activation: str
-    features: FeaturizerConfig
-    labels: tuple[str, ...] = ()
-    # Where it came from: the TA's widths, so a reader can tell a Student from a Mix'n'Match cut.
-    ta_widths: tuple[int, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def with_metadata(self, **values: Any) -> ExtractedConfig:
-        """A copy with `values` added to `metadata` (name, arm, lineage: whatever a reader needs to know)."""
-        return replace(self, metadata={**self.metadata, **values})
-
-    def build(self) -> StandaloneClassifier:
-        return StandaloneClassifier(
-            self.num_buckets, self.embed_dim, self.hidden_widths, self.num_classes,
-            self.num_dense_features, self.activation,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "num_buckets": self.num_buckets,
-            "embed_dim": self.embed_dim,
-            "hidden_widths": list(self.hidden_widths),
-            "num_classes": self.num_classes,
-            "num_dense_features": self.num_dense_features,
-            "activation": self.activation,
-            "features": self.features.to_dict(),
-            "labels": list(self.labels),
-            "ta_widths": list(self.ta_widths),
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ExtractedConfig:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"{source}: format {data.get('format')!r} is not {FORMAT!r}")
-        features = dict(data["features"])
-        features["word_ngrams"] = tuple(features["word_ngrams"])
-        features["char_ngrams"] = tuple(features["char_ngrams"])
-        return cls(
-            num_buckets=int(data["num_buckets"]),
-            embed_dim=int(data["embed_dim"]),
-            hidden_widths=tuple(int(w) for w in data["hidden_widths"]),
-            num_classes=int(data["num_classes"]),
-            num_dense_features=int(data["num_dense_features"]),
-            activation=str(data["activation"]),
-            features=FeaturizerConfig(**features),
-            labels=tuple(data.get("labels", ())),
-            ta_widths=tuple(int(w) for w in data.get("ta_widths", ())),
-            metadata=dict(data.get("metadata", {})),
-        )
+__all__ = [
+    "CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "ExtractedConfig", "expected_param_count", "extract",
+    "extracted_config", "load_extracted", "save_extracted",
+]
 
 
 def extracted_config(config: ClassifierConfig, widths: Widths, labels: tuple[str, ...] = ()) -> ExtractedConfig:
@@ -154,16 +99,8 @@ def save_extracted(model: StandaloneClassifier, config: ExtractedConfig, directo
 
 
 def load_extracted(directory: str | Path) -> tuple[StandaloneClassifier, ExtractedConfig]:
-    """Load a saved standalone model (no pickle: safetensors + JSON)."""
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: {directory} is not a saved matta model")
-    config = ExtractedConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    model = config.build()
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
-    return model.eval(), config
+    """Load a saved standalone model (no pickle: safetensors + JSON), with the code that serves it."""
+    return load_classifier(directory)
 
 
 def _remove_tree(path: Path) -> None:

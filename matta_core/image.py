@@ -1,25 +1,18 @@
-"""The project's container image: its name, and building it with the Docker Engine.
+"""The project's container image by name: which one the components run in, and which names can be trusted.
 
 Every KFP component runs in this image (``base_image=default_image_tag()``). KFP caches a step on its image
 reference among other things, so a name that moves between builds (``:latest``, or no tag, which means
-``:latest``) would serve results computed by older code: such names are refused here.
-
-Only :func:`build_image` needs the ``docker`` Python SDK and an engine; it is imported lazily so that the
-image itself, which has neither, can still import this module for :func:`default_image_tag`.
+``:latest``) would serve results computed by older code: such names are refused here. Building the image is
+:mod:`matta_core.imagebuild`'s job; this module imports nothing heavy, so every task can use it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
-import subprocess
-import tomllib
-from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Literal
 
 Variant = Literal["cpu", "gpu"]
 
@@ -30,12 +23,6 @@ DISTRIBUTION = "matta"
 # KFP clusters run amd64 nodes; without this a build on an arm64 laptop yields an image that dies there
 # with "exec format error".
 DEFAULT_PLATFORM = "linux/amd64"
-
-_DEFAULT_ENGINE = "unix:///var/run/docker.sock"
-_CONNECT_TIMEOUT_S = 10
-# The build's HTTP read timeout is the longest silence between two log lines: pip prints nothing while it
-# downloads a multi-GB CUDA torch wheel.
-_BUILD_TIMEOUT_S = 3600
 
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -102,154 +89,46 @@ def default_image_tag() -> str:
     return f"matta:{_version_tag(_package_version())}"
 
 
-def build_image(
-    tag: str,
-    *,
-    variant: Variant = "cpu",
-    context: Path | None = None,
-    push: bool = False,
-    build_args: Mapping[str, str] | None = None,
-    platform: str | None = DEFAULT_PLATFORM,
-) -> str:
-    """Build ``docker/Dockerfile`` (or ``Dockerfile.gpu``) as ``tag``, optionally push it; return the image id.
+def check_cluster_image_ref(ref: str) -> str:
+    """Return ``ref`` if a cluster can pull it and it names one build for good; raise :class:`ImageTagError` otherwise.
 
-    Progress lines from the engine are printed as they come. ``context`` defaults to the repository root
-    (its ``.dockerignore`` decides what is sent). ``build_args`` override the defaults (``VERSION``,
-    ``REVISION``, ``SOURCE_URL`` for the OCI labels; ``TORCH_INDEX_URL`` etc. as the Dockerfiles declare).
-    ``platform=None`` builds for the engine's own architecture.
+    Stricter than :func:`check_image_ref`, for pipelines compiled or submitted to a cluster (a local run may use
+    ``localhost/matta:0.1.0``):
 
-    Raises :class:`ImageTagError` for a tag KFP cannot cache on (before anything is built) and
-    :class:`ImageBuildError` when no engine is reachable or the build or push fails.
+    - the name starts with a registry host (``europe-docker.pkg.dev/...``, ``ghcr.io/...``, ``docker.io/...``,
+      ``registry:5000/...``): without one the cluster's runtime looks on Docker Hub, and ``localhost`` (or
+      127.0.0.1) is a registry on the machine that built the image, not one the nodes can reach;
+    - and either a digest (``@sha256:<64 hex>``, with or without a tag), which pins one build, or a tag that
+      contains a full version (``0.1.0``, ``v1.2.3``, ``0.1.0-gpu``, ``0.1.0-rc1``), a git commit hash (7 to 64 hex
+      digits between separators) or a date (``2026-12-05``, ``20261205``). Refused: no tag (``:latest``), moving
+      names (``latest``, ``stable``, ``main``, ``dev``, ``nightly``, ...), a bare major (``1``, ``v1``) or
+      major.minor version (``1.2``, ``3.11-slim``), which registries re-point at every patch release, and any
+      other tag that says nothing about which build it is.
+
+    KFP's step cache keys on the image name: a name that moves serves results computed by older code, and
+    pods that start after a re-push run other code than their siblings.
     """
-    tag = check_image_ref(tag, allow_digest=False)
-    if variant not in DOCKERFILES:
-        raise ValueError(f"variant {variant!r} is not one of {sorted(DOCKERFILES)}")
-    repository, tag_only = _split_tag(tag)
-    assert tag_only is not None  # check_image_ref refused untagged names
-    if push and "/" not in repository:
-        # Checked before the long build: "matta:0.1.0" would be pushed to Docker Hub's official namespace.
-        raise ImageTagError(f"push=True needs a registry path in the image name, e.g. {_EXAMPLE_REGISTRY}")
-    root = Path(context).resolve() if context is not None else REPO_ROOT
-    dockerfile = DOCKERFILES[variant]
-    if not (root / dockerfile).is_file():
-        raise ImageBuildError(f"no {dockerfile} under {root}: pass context= the root of a matta checkout")
-    args = {**_default_build_args(root), **(build_args or {})}
-
-    client = _connect()
-    try:
-        image_id = _build(client.api, root, dockerfile, tag, args, platform)
-        print(f"built {tag} ({image_id})", flush=True)
-        if push:
-            _push(client.api, repository, tag_only)
-    finally:
-        client.close()
-    return image_id
-
-
-# --- engine ---------------------------------------------------------------------------------------------
-
-
-def _connect() -> Any:
-    """A client whose engine answered, or an :class:`ImageBuildError` that says where it looked."""
-    try:
-        docker = importlib.import_module("docker")
-        docker_errors = importlib.import_module("docker.errors")
-    except ImportError:
-        docker = None
-    # A missing SDK can also show up as the repository's own docker/ folder imported as a namespace package.
-    if docker is None or not hasattr(docker, "from_env"):
-        raise ImageBuildError("the docker Python SDK is not installed: pip install 'docker>=7.1'")
-    try:
-        client = docker.from_env(timeout=_CONNECT_TIMEOUT_S)
-        client.ping()
-    except (docker_errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-        # `from None`: the cause is summarised in the message; the caller needs no trace through requests.
-        raise ImageBuildError(
-            f"no Docker engine reachable at {engine_address()}: start Docker, or set DOCKER_HOST; on CI without "
-            "an engine, build the image with your registry's builder (e.g. Cloud Build) from docker/Dockerfile "
-            f"(cause: {_short(exc)})"
-        ) from None
-    client.api.timeout = _BUILD_TIMEOUT_S
-    return client
-
-
-def engine_address() -> str:
-    """Where the docker SDK looks for an engine: ``DOCKER_HOST``, else the current docker context."""
-    host = os.environ.get("DOCKER_HOST", "").strip()
-    if host:
-        return host
-    try:  # docker>=7.2 falls back to the CLI's current context; 7.1 goes straight to the default socket.
-        from docker.context import ContextAPI
-
-        from_context = getattr(ContextAPI, "kwargs_from_context", None)
-        if from_context is not None:
-            host = str(from_context().get("base_url") or "")
-    except Exception:  # an unreadable CLI config must not hide the real error being reported
-        host = ""
-    return host.replace("http+unix://", "unix://") or _DEFAULT_ENGINE
-
-
-def _build(api: Any, root: Path, dockerfile: str, tag: str, args: Mapping[str, str], platform: str | None) -> str:
-    print(f"building {tag} from {root / dockerfile} (platform {platform or 'of the engine'})", flush=True)
-    image_id: str | None = None
-    try:
-        chunks = api.build(
-            path=str(root),
-            dockerfile=dockerfile,
-            tag=tag,
-            buildargs=dict(args),
-            platform=platform,
-            rm=True,
-            forcerm=True,
-            decode=True,
+    ref = ref.strip()
+    if not ref:
+        raise ImageTagError(f"image name is empty: give the registry path and a version tag, e.g. {_EXAMPLE_REGISTRY}")
+    name, tag, digest = _split_ref(ref)
+    if digest is not None and not _DIGEST_RE.fullmatch(digest):
+        raise ImageTagError(f"image reference {ref!r}: the digest must be 'sha256:' and 64 lowercase hex digits")
+    _check_name(ref, name)
+    if tag is not None and not _TAG_RE.fullmatch(tag):
+        raise ImageTagError(
+            f"image name {ref!r}: tag {tag!r} is not a Docker tag (letters, digits, '_', '.', '-'; "
+            "not starting with '.' or '-'; at most 128 characters)"
         )
-        for chunk in _chunks(chunks):
-            if "error" in chunk:
-                raise ImageBuildError(f"docker build of {tag} failed: {str(chunk['error']).strip()}")
-            if line := str(chunk.get("stream", "")).rstrip():
-                print(line, flush=True)
-            elif chunk.get("status") and not chunk.get("progressDetail"):
-                print(" ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k)), flush=True)
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("ID"):
-                image_id = str(aux["ID"])
-        if image_id is None:  # engines that do not report the id in the stream
-            image_id = str(api.inspect_image(tag)["Id"])
-    except ImageBuildError:
-        raise
-    except Exception as exc:  # docker.errors.APIError, requests' timeouts and connection drops
-        raise ImageBuildError(f"docker build of {tag} failed: {_short(exc)}") from None
-    return image_id
-
-
-def _push(api: Any, repository: str, tag: str) -> None:
-    print(f"pushing {repository}:{tag}", flush=True)
-    try:
-        for chunk in _chunks(api.push(repository, tag=tag, stream=True, decode=True)):
-            if "error" in chunk:
-                raise ImageBuildError(f"docker push of {repository}:{tag} failed: {str(chunk['error']).strip()}")
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("Digest"):
-                # The digest is what a pipeline should pin (MATTA_IMAGE=repo@sha256:...): tags can be re-pushed.
-                print(f"pushed {repository}@{aux['Digest']}", flush=True)
-            elif chunk.get("status") and not chunk.get("progressDetail"):
-                print(" ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k)), flush=True)
-    except ImageBuildError:
-        raise
-    except Exception as exc:
-        raise ImageBuildError(f"docker push of {repository}:{tag} failed: {_short(exc)}") from None
-
-
-def _chunks(stream: Iterable[Any]) -> Iterable[dict[str, Any]]:
-    """The engine's decoded JSON messages; a non-streamed reply arrives as one dict."""
-    for chunk in [stream] if isinstance(stream, dict) else stream:
-        if isinstance(chunk, dict):
-            yield chunk
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    problems = [p for p in (_cluster_host_problem(name), None if digest else _cluster_tag_problem(tag)) if p]
+    if problems:
+        raise ImageTagError(
+            f"image {ref!r} is not fit for a cluster: {'; and '.join(problems)}. A cluster pulls every task's image "
+            "from a registry, and KFP's step cache keys on the image name, so the name must say where the image "
+            f"lives and which build it is: e.g. {_EXAMPLE_REGISTRY} (a tag with a git commit hash or a date works "
+            "too), or the digest the push printed, 'REGISTRY/PATH/matta@sha256:<64 hex>'"
+        )
+    return ref
 
 
 # --- names and labels -----------------------------------------------------------------------------------
@@ -285,6 +164,55 @@ def _check_name(ref: str, name: str) -> None:
             )
 
 
+#: Tags that registries re-point at newer builds by convention (compared in lowercase).
+_MOVING_TAGS = frozenset({
+    "latest", "stable", "main", "master", "trunk", "head", "dev", "develop", "development", "nightly", "edge",
+    "next", "canary", "beta", "alpha", "unstable", "testing", "staging", "prod", "production", "release",
+    "current", "lts", "snapshot",
+})
+# A tag names one build if it carries a full version, a commit hash or a date, each between separators.
+_FULL_VERSION_RE = re.compile(r"(?:^|[-_.])v?\d+\.\d+\.\d+", re.IGNORECASE)
+_COMMIT_RE = re.compile(r"(?:^|[-_.])[0-9a-f]{7,64}(?=$|[-_.])", re.IGNORECASE)
+_DATE_RE = re.compile(
+    r"(?:^|[-_.])(?:19|20)\d\d([-_.]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?=$|[-_.tT]|\d)"
+)
+# "1", "v1", "1.2", "3.11-slim": official images re-push these at every minor or patch release.
+_PARTIAL_VERSION_RE = re.compile(r"v?\d+(?:\.\d+)?(?:[-_].*)?", re.IGNORECASE)
+
+
+def _registry_host(name: str) -> str | None:
+    """The registry host[:port] a name starts with, by Docker's rule (a '.' or ':' in it, or 'localhost')."""
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def _cluster_host_problem(name: str) -> str | None:
+    host = _registry_host(name)
+    if host is None:
+        hub = f"docker.io/{name if '/' in name else 'library/' + name}"
+        return (f"it names no registry host, so the cluster's nodes would look for it on Docker Hub ({hub!r}), "
+                "not in your registry")
+    if host.split(":")[0].lower() in ("localhost", "0.0.0.0") or host.startswith("127."):
+        return f"{host!r} is a registry on the machine that built the image, which the cluster's nodes cannot reach"
+    return None
+
+
+def _cluster_tag_problem(tag: str | None) -> str | None:
+    if tag is None:
+        return "it has no tag, which means ':latest', a name every build moves"
+    if any(r.search(tag) for r in (_FULL_VERSION_RE, _COMMIT_RE, _DATE_RE)):
+        return None
+    if tag.lower() in _MOVING_TAGS:
+        return f"tag {tag!r} is a moving name: it is re-pointed at every new build"
+    if _PARTIAL_VERSION_RE.fullmatch(tag):
+        return (f"tag {tag!r} is a major or major.minor version, which registries re-point at every newer "
+                "release (official images do)")
+    return (f"tag {tag!r} does not name one build: it holds no full version (1.2.3), git commit hash (7+ hex "
+            "digits) or date (2026-12-05)")
+
+
 def _package_version() -> str:
     try:
         return metadata.version(DISTRIBUTION)
@@ -298,39 +226,3 @@ def _package_version() -> str:
 def _version_tag(version: str) -> str:
     """A PEP 440 version as a Docker tag: '+' (local versions) and '!' (epochs) are not allowed there."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", version)
-
-
-def _default_build_args(root: Path) -> dict[str, str]:
-    """Values for the OCI labels, read from the tree being built; a modified tree says so in its revision."""
-    args: dict[str, str] = {}
-    try:
-        with (root / "pyproject.toml").open("rb") as f:
-            args["VERSION"] = str(tomllib.load(f)["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        pass  # the Dockerfile's default ("unset") is honest
-    revision = _git(root, "rev-parse", "HEAD")
-    if revision:
-        # Only what the Dockerfiles copy; untracked files there count too, since they end up in the image.
-        dirty = _git(root, "status", "--porcelain", "--", "pyproject.toml", "README.md", "matta_core")
-        args["REVISION"] = revision + ("-dirty" if dirty else "")
-    source = _git(root, "remote", "get-url", "origin")
-    if source:
-        args["SOURCE_URL"] = _without_credentials(source)
-    return args
-
-
-def _without_credentials(url: str) -> str:
-    """A remote like https://user:token@host/repo must not end up in a label anyone can read."""
-    if "://" not in url:
-        return url  # scp-style "git@host:org/repo": the user name is no secret
-    parts = urlsplit(url)
-    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None

@@ -9,6 +9,7 @@ here first; each step attaches its child run to it by id. The report is copied t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -24,6 +25,7 @@ from matta_core.steps.layout import GATE_REPORT, RELEASE_SUMMARY, REPORT_HTML, R
 from pipelines.preflight import preflight
 
 PIPELINE_ROOT_DIR = "kfp"
+RUNNERS = ("subprocess", "docker")
 REPORT_DIR = "report"
 RELEASE_DIR = "release"
 
@@ -100,6 +102,10 @@ def run_pipeline(
     track: bool = True,
     enable_caching: bool = False,
     pipeline: Any = None,
+    runner: str = "subprocess",
+    image: str | None = None,
+    package: Path | None = None,
+    engine: str | None = None,
 ) -> PipelineRunResult:
     """Check the run (`preflight`), open the MLflow parent run, and run the pipeline through ``kfp.local``.
 
@@ -108,7 +114,14 @@ def run_pipeline(
     kfp.local's cache under the pipeline root; note that a tracked run's steps take the new parent run id as an
     input, so they hit the cache only within one run, while untracked runs reuse results across runs.
     `pipeline` replaces the pipeline (a loaded compiled YAML, for tests); default `matta_pipeline`.
+
+    `runner`: "subprocess" (the default: each task a process in this environment) or "docker" (each task in the
+    project's image `image`, default ``default_image_tag()``, on this machine's container engine, `engine`;
+    `package` is then a compiled YAML to run instead of this tree's pipeline; see `pipelines.container_runner`).
+    Raises `pipelines.container_runner.ContainerRunError` when a containerised run cannot start.
     """
+    if runner not in RUNNERS:
+        raise ValueError(f"runner {runner!r} is not one of: {', '.join(RUNNERS)}")
     from matta_core.tracking import resolve_tracking_uri
 
     out = Path(config.output_dir).absolute()
@@ -120,35 +133,51 @@ def run_pipeline(
     cache_dir = config.cache_dir if not storage.is_local(config.cache_dir) else str(Path(config.cache_dir).absolute())
     config = config.model_copy(update={"cache_dir": cache_dir})
 
-    started = time.perf_counter()
-    if tracking_uri is None:
-        outputs = _run(pipeline, config, out, enable_caching, tracking_uri="", parent_run_id="")
-        return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
-                                 time.perf_counter() - started,
-                                 release_dir=_publish(outputs, "release", out / RELEASE_DIR))
-
-    from matta_core.tracking import log_params_flat, pipeline_run
-    from matta_core.tracking import tags as T
     from pipelines.code_version import code_version
 
-    run_name = f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    tags = {T.PIPELINE: config.name, T.CODE_VERSION: code_version()}
-    with pipeline_run(tracking_uri, config.name, run_name, tags, output_dir=out,
-                      description=f"matta run (kfp.local), artifacts under {out / PIPELINE_ROOT_DIR}") as parent:
-        log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
-        outputs = _run(pipeline, config, out, enable_caching, tracking_uri=parent.tracking_uri,
-                       parent_run_id=parent.run_id)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        kfp_runner: Any = None
+        task_tracking_uri = tracking_uri or ""
+        if runner == "docker":
+            from matta_core.image import default_image_tag
+            from pipelines.container_runner import compiled_for_image, docker_session
+
+            session = stack.enter_context(docker_session(
+                config, out / PIPELINE_ROOT_DIR, image or default_image_tag(), code_version(), task_tracking_uri,
+                engine=engine))
+            kfp_runner, config, task_tracking_uri = session.runner, session.config, session.tracking_uri
+            pipeline = compiled_for_image(session.image, package)
+        if tracking_uri is None:
+            outputs = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri="", parent_run_id="")
+            return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
+                                     time.perf_counter() - started,
+                                     release_dir=_publish(outputs, "release", out / RELEASE_DIR))
+
+        from matta_core.tracking import log_params_flat, pipeline_run
+        from matta_core.tracking import tags as T
+
+        run_name = f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        tags = {T.PIPELINE: config.name, T.CODE_VERSION: code_version()}
+        with pipeline_run(task_tracking_uri, config.name, run_name, tags, output_dir=out,
+                          description=f"matta run (kfp.local, {runner} runner), artifacts under "
+                                      f"{out / PIPELINE_ROOT_DIR}") as parent:
+            log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
+            outputs = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri=parent.tracking_uri,
+                           parent_run_id=parent.run_id)
+    # A containerised run's tasks reached the store through a temporary server: name the store itself.
     return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
-                             time.perf_counter() - started, parent.tracking_uri, parent.run_id, parent.experiment_id,
+                             time.perf_counter() - started, tracking_uri, parent.run_id, parent.experiment_id,
                              release_dir=_publish(outputs, "release", out / RELEASE_DIR))
 
 
-def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool, **tracking: str) -> Any:
+def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool, kfp_runner: Any = None,
+         **tracking: str) -> Any:
     from kfp import local
 
     from pipelines.matta_pipeline import pipeline_arguments
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / PIPELINE_ROOT_DIR),
+    local.init(runner=kfp_runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(out / PIPELINE_ROOT_DIR),
                raise_on_error=True, enable_caching=enable_caching)
     try:
         with warnings.catch_warnings():

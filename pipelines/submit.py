@@ -45,13 +45,18 @@ def connect(host: str) -> Any:
 
 def submit_pipeline(
     config: PipelineConfig, host: str, *, experiment: str | None = None, run_name: str | None = None,
-    enable_caching: bool | None = None,
+    enable_caching: bool | None = None, image: str | None = None,
 ) -> Submission:
-    """Validate, connect, compile to a temporary YAML, and create the run; see the module docstring for tracking."""
+    """Validate, connect, compile to a temporary YAML, and create the run; see the module docstring for tracking.
+
+    `image`: every task's container image (default: ``default_image_tag()``); checked first, by
+    `pipelines.compile.cluster_image` (`ImageTagError` if the cluster could not pull it or it names no one build).
+    """
     from matta_core.tracking.uri import ENV_TRACKING_URI, resolve_tracking_uri, sqlite_path
-    from pipelines.compile import compile_pipeline
+    from pipelines.compile import cluster_image, compile_pipeline
     from pipelines.matta_pipeline import pipeline_arguments
 
+    image = cluster_image(image)  # before anything is contacted: a name the nodes cannot pull fails every task
     chosen = (config.tracking_uri or "").strip() or os.environ.get(ENV_TRACKING_URI, "").strip()
     uri = resolve_tracking_uri(chosen) if chosen else None
     if uri and sqlite_path(uri) is not None:
@@ -65,7 +70,7 @@ def submit_pipeline(
     experiment = experiment or config.name
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "pipeline.yaml"
-        compile_pipeline(package)
+        compile_pipeline(package, image=image)
 
         def create(tracking_uri: str = "", parent_run_id: str = "") -> Any:
             arguments = pipeline_arguments(config, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
@@ -86,7 +91,8 @@ def submit_pipeline(
         with pipeline_run(uri, config.name, run_name, tags, description=f"submitted to KFP at {host}") as parent:
             log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
             result = create(parent.tracking_uri, parent.run_id)
-            log_params_flat({"kfp": {"host": host, "run_id": result.run_id}}, run_id=parent.run_id)
+            log_params_flat({"kfp": {"host": host, "run_id": result.run_id, "image": image}},
+                            run_id=parent.run_id)
         return Submission(result.run_id, _run_url(host, result.run_id), parent.run_id, parent.tracking_uri)
 
 

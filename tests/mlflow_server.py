@@ -14,23 +14,15 @@ and use ``mlflow_server.uri`` (``http://127.0.0.1:<port>``) as a tracking URI.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-_STARTUP_TIMEOUT_S = 60.0
-_START_ATTEMPTS = 3
+from matta_core.tracking.local_server import healthy, stop_server  # noqa: F401
+from matta_core.tracking.local_server import start_server as _start
 
 
 @dataclass
@@ -51,69 +43,11 @@ class MLflowServer:
         return self.root / "artifacts"
 
 
-def _mlflow_executable() -> str:
-    # Prefer the copy beside the running interpreter (.venv/bin) over whatever PATH happens to hold.
-    beside = Path(sys.executable).parent / "mlflow"
-    found = str(beside) if beside.exists() else shutil.which("mlflow")
-    if found is None:
-        raise RuntimeError("the mlflow CLI was not found; install mlflow==3.17.2 (the full package, not skinny)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server and the worker processes it started (its own process group)."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
 def start_server(root: Path) -> MLflowServer:
-    """Start a server with its state under `root` and wait until ``/health`` answers; retry on a new port."""
+    """Start a server with its state under `root` and wait until ``/health`` answers (the library's server)."""
     root.mkdir(parents=True, exist_ok=True)
-    log_path = root / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the server is the store; a client setting must not leak into it
-    for _ in range(_START_ATTEMPTS):
-        port = _free_port()
-        uri = f"http://127.0.0.1:{port}"
-        command = [
-            _mlflow_executable(), "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ]
-        # Output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server. A new session
-        # makes the server's workers one process group, so stop_server ends them all and nothing else.
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
-                                       start_new_session=True)
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline and process.poll() is None:
-            if _healthy(uri):
-                return MLflowServer(uri=uri, process=process, root=root, log_path=log_path)
-            time.sleep(0.1)
-        stop_server(process)
-    log_tail = log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"mlflow server did not start after {_START_ATTEMPTS} tries; log:\n{log_tail}")
+    server = _start(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", root / "server.log", cwd=root)
+    return MLflowServer(uri=server.uri, process=server.process, root=root, log_path=server.log_path)
 
 
 @pytest.fixture(scope="session")

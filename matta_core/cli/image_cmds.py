@@ -1,7 +1,7 @@
 """`matta image build`: the project's container image (the one every KFP component runs in).
 
-Exit codes: 0 built (and pushed), 2 a name KFP's cache cannot trust or a bad option (nothing built), 1 the engine
-is unreachable or the build or push failed.
+Exit codes: 0 built (and pushed); 2 nothing was built or tagged: a name KFP's cache cannot trust, a bad option,
+no engine or an engine that is not running, a failed build step (its last lines are shown), a refused push.
 """
 
 from __future__ import annotations
@@ -26,20 +26,41 @@ def build(
     push: Annotated[bool, typer.Option("--push", help="Push after building (the tag needs a registry path).")] = False,
     context: Annotated[Path | None, typer.Option(
         exists=True, file_okay=False, help="Build context: a matta checkout (default: this one).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="docker or podman (default: a Docker engine that answers, else podman).")] = None,
+    base: Annotated[str, typer.Option(
+        help="Base image: auto (the pinned python image if its registry answers, else one built from Debian "
+             "packages), registry, debian, or an image name the engine has.")] = "auto",
+    host_inputs: Annotated[str, typer.Option(
+        help="Mount this machine's pip configuration and CA bundle into the build's RUN steps (podman): "
+             "auto, on or off. Never copied into the image.")] = "auto",
     native: Annotated[bool, typer.Option(
         "--native", help="Build for this engine's architecture instead of linux/amd64 (KFP nodes).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary (and a failure's last "
+                                                              "lines).")] = False,
 ) -> None:
-    """Build (and optionally push) the image with the Docker Engine through the docker SDK."""
-    from matta_core.image import DEFAULT_PLATFORM, ImageBuildError, ImageTagError, build_image, default_image_tag
+    """Build (and optionally push) the image with this machine's container engine."""
+    from matta_core.image import DEFAULT_PLATFORM, ImageBuildError, ImageTagError, default_image_tag
+    from matta_core.imagebuild.build import build as build_image
+    from matta_core.imagebuild.engine import find_engine
+    from matta_core.imagebuild.push import push_image
+    from pipelines.code_version import SOURCE_PACKAGES, code_version
 
+    if host_inputs not in ("auto", "on", "off"):
+        typer.echo(f"error: --host-inputs {host_inputs!r} is not one of: auto, on, off", err=True)
+        raise typer.Exit(2)
+    root = (context or Path(__file__).resolve().parents[2]).resolve()
     try:
         name = tag or default_image_tag()
-        build_image(name, variant="gpu" if gpu else "cpu", context=context, push=push,
-                    platform=None if native else DEFAULT_PLATFORM)
-    except (ImageTagError, ValueError) as error:
+        chosen = find_engine(engine)
+        version = code_version([root / package for package in SOURCE_PACKAGES])
+        built = build_image(name, code_version=version, variant="gpu" if gpu else "cpu", context=root,
+                            engine=chosen, base=base, host_inputs_mode=host_inputs,
+                            platform=None if native else DEFAULT_PLATFORM, quiet=quiet)
+        if push:
+            push_image(chosen, name)
+    except (ImageTagError, ImageBuildError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    except ImageBuildError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"image {name} ready; pipelines use it when MATTA_IMAGE={name} (or it is the default name)")
+    typer.echo(f"image {built.name} ready ({built.size_bytes / 1e9:.2f} GB, code version {built.code_version}); "
+               f"run the pipeline in it: matta run --runner docker --image {built.name}")

@@ -28,17 +28,35 @@ def run(
         exists=True, dir_okay=False,
         help="Run this compiled pipeline YAML (from `matta compile`) instead of the pipeline in the source tree.",
     )] = None,
+    runner: Annotated[str, typer.Option(
+        help="subprocess: each task a process in this environment; docker: each task in the project's image "
+             "(`matta image build`) on this machine's engine (Docker, else podman).")] = "subprocess",
+    image: Annotated[str | None, typer.Option(
+        help="With --runner docker: the image to run (default: matta:<version>, or $MATTA_IMAGE).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="With --runner docker: docker or podman (default: a Docker engine that answers, else podman).")] = None,
 ) -> None:
-    """Run the whole Kubeflow pipeline on this machine through kfp.local (one process per step)."""
+    """Run the whole Kubeflow pipeline on this machine through kfp.local (one process or container per step)."""
     from matta_core.config import ConfigError
-    from pipelines.local_runner import PipelineFailed, run_pipeline
+    from matta_core.image import ImageTagError
+    from pipelines.container_runner import ContainerRunError
+    from pipelines.local_runner import RUNNERS, PipelineFailed, run_pipeline
     from pipelines.preflight import PreflightError
 
+    if runner not in RUNNERS:
+        typer.echo(f"error: --runner {runner!r} is not one of: {', '.join(RUNNERS)}", err=True)
+        raise typer.Exit(2)
+    if runner != "docker" and (image or engine):
+        typer.echo("error: --image and --engine apply to --runner docker only", err=True)
+        raise typer.Exit(2)
     run_config = load_config(config, set_)
     try:
-        pipeline = None if package is None else _load_package(package)
-        result = run_pipeline(run_config, track=tracking, enable_caching=cache, pipeline=pipeline)
-    except (ConfigError, PreflightError) as error:
+        if package is not None:
+            _load_package(package)  # the strict check, for either runner
+        pipeline = None if package is None or runner == "docker" else _load_package(package)
+        result = run_pipeline(run_config, track=tracking, enable_caching=cache, pipeline=pipeline, runner=runner,
+                              image=image, package=package if runner == "docker" else None, engine=engine)
+    except (ConfigError, PreflightError, ContainerRunError, ImageTagError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except PipelineFailed as error:
@@ -63,22 +81,43 @@ def _load_package(package: Path) -> Any:
     return components.load_component_from_file(str(package))
 
 
+ImageOption = Annotated[str | None, typer.Option(
+    "--image", help="Container image of every task: a registry path with a version tag or a digest, e.g. "
+                    "europe-docker.pkg.dev/PROJECT/REPO/matta:0.1.0 (default: $MATTA_IMAGE; the built-in "
+                    "matta:<version> names no registry and is refused for a cluster).")]
+
+
 @app.command("compile")
 def compile_(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the pipeline YAML.")] = Path(
         "pipeline.yaml"),
+    image: ImageOption = None,
+    allow_local_image: Annotated[bool, typer.Option(
+        "--allow-local-image",
+        help="Skip the cluster check of the image name (registry host, immutable tag), for a YAML that only runs "
+             "on this machine (`matta run --package`); the name still needs a tag other than latest.")] = False,
 ) -> None:
-    """Compile the pipeline to KFP YAML and validate it strictly against the pipeline-spec schema."""
+    """Compile the pipeline to KFP YAML and validate it strictly against the pipeline-spec schema.
+
+    The YAML is for a cluster: every task's image must be one its nodes can pull and that names one build
+    (--image or $MATTA_IMAGE); an image name that is refused exits with code 2 and writes nothing.
+    """
+    from matta_core.image import ImageTagError, check_image_ref, default_image_tag
     from pipelines.code_version import code_version
-    from pipelines.compile import PipelineSpecError, compile_pipeline
+    from pipelines.compile import PipelineSpecError, cluster_image, compile_pipeline
 
     try:
-        spec = compile_pipeline(output)
+        chosen = check_image_ref(image or default_image_tag()) if allow_local_image else cluster_image(image)
+    except ImageTagError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        spec = compile_pipeline(output, image=chosen)
     except PipelineSpecError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"wrote {output}: pipeline {spec.pipeline_info.name!r}, {len(spec.components)} components, "
-               f"code version {code_version()}; validated against the pipeline-spec schema")
+               f"image {chosen}, code version {code_version()}; validated against the pipeline-spec schema")
 
 
 @app.command()
@@ -89,16 +128,23 @@ def submit(
     experiment: Annotated[str | None, typer.Option(help="KFP experiment (default: the config's name).")] = None,
     run_name: Annotated[str | None, typer.Option(help="KFP run name (default: <name>-<UTC time>).")] = None,
     cache: Annotated[bool | None, typer.Option(help="Override the cluster's step caching for this run.")] = None,
+    image: ImageOption = None,
 ) -> None:
-    """Compile, validate and submit the pipeline to a KFP cluster with the config's values as parameters."""
+    """Compile, validate and submit the pipeline to a KFP cluster with the config's values as parameters.
+
+    Every task runs in --image (or $MATTA_IMAGE), which must be a registry path with a version tag or a digest;
+    a refused name exits with code 2 before anything is contacted.
+    """
     from matta_core.config import ConfigError
+    from matta_core.image import ImageTagError
     from pipelines.preflight import PreflightError
     from pipelines.submit import submit_pipeline
 
     run_config = load_config(config, set_)
     try:
-        done = submit_pipeline(run_config, host, experiment=experiment, run_name=run_name, enable_caching=cache)
-    except (ConfigError, PreflightError) as error:
+        done = submit_pipeline(run_config, host, experiment=experiment, run_name=run_name, enable_caching=cache,
+                               image=image)
+    except (ConfigError, PreflightError, ImageTagError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"submitted: KFP run {done.kfp_run_id}\n  {done.kfp_run_url}")

@@ -4,8 +4,8 @@ One small module per job:
 
 - `size_classes`: ``SizeClass`` budgets, ``candidate_for_class``, ``registered_model_name`` (``<prefix>-<class>``).
 - `bootstrap`: ``paired_bootstrap`` CI of an accuracy difference on the same rows.
-- `gate`: ``GateConfig``, ``GateDecision``, ``gate_candidate``; `load_check`: ``check_loadable`` (clean process,
-  pickle refused); `report`: the gate's Markdown report.
+- `gate`: ``GateConfig``, ``GateDecision``, ``gate_candidate``; `load_check`: ``check_loadable`` (the model's
+  logged requirements only, matta unimportable, pickle refused); `report`: the gate's Markdown report.
 - `registry`: idempotent ``register_version``, forward-only ``propose_challenger``, alias names; `lock`:
   ``RegistryLock`` (create-only lock model); `promote`: ``promote``, ``rollback``, ``list_models``.
 - `sample_size` + `handoff`: ``two_proportion_sample_size``, ``build_handoff``, ``validate_handoff``.

@@ -9,8 +9,9 @@ Checks (each a `CheckResult`, all recorded, the decision passes iff every one pa
   better with 95 % confidence; a negative value (e.g. -0.01) is a non-inferiority margin, for a class where a
   cheaper model may cost at most one accuracy point. The reference is the class's ``@champion``; a class with no
   champion yet is compared with the Student-alone baseline (``ce_only``) of the same run.
-- ``loadability``: the logged model loads and predicts, in a clean process with pickle refused, the same labels as
-  the candidate folder (added after logging, see `matta_core.release.step`).
+- ``loadability``: the logged model loads and predicts the same labels as the candidate folder in a clean
+  environment made of its logged requirements only, matta unimportable, pickle refused (added after logging, see
+  `matta_core.release.step` and `matta_core.release.load_check`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +51,9 @@ class GateConfig(BaseModel):
     check_loadability: bool = True
     # Test rows predicted by the clean load-check process (and compared with the candidate's own labels).
     loadability_rows: int = Field(16, gt=0)
+    # "isolated": the installed distributions the model's requirements name, nothing else (no index needed);
+    # "venv": a virtual environment pip builds from them (needs a package index). See release.load_check.
+    loadability_environment: Literal["isolated", "venv"] = "isolated"
 
 
 @dataclass(frozen=True)

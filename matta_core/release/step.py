@@ -5,8 +5,8 @@ One function for the pipeline component to wrap (`release_step`). Per class:
 1. pick the best width that fits the class budget (`candidate_for_class`);
 2. score it and the reference (the class's ``@champion``, or the run's Student-alone baseline when the class has
    none) on the same test rows; floors, budget and the paired-bootstrap improvement decide (`gate_candidate`);
-3. log every passing candidate as a pickle-free pyfunc and load them all in one clean subprocess with pickle
-   refused (`check_loadable`): a model that cannot be served does not pass;
+3. log every passing candidate as a pickle-free pyfunc and load it where only its logged requirements are
+   importable, matta is not, and pickle is refused (`check_loadable`): a model that cannot be served does not pass;
 4. register a version with lineage tags (idempotent per pipeline run id) and propose it as ``@challenger``;
 5. write ``<out_dir>/<class>/ab_handoff.json`` + ``.md`` and log them to MLflow.
 
@@ -242,20 +242,22 @@ def _check_loadability(client: MlflowClient, cfg: ReleaseConfig, decisions: Sequ
             decision.checks.append(loadability_check(True, "skipped (gate.check_loadability is off)"))
         return
     texts = list(rows.texts[:cfg.gate.loadability_rows])
-    results = check_loadable([str(d.logged_model_uri) for d in passing], uri, texts)
+    results = check_loadable([str(d.logged_model_uri) for d in passing], uri, texts,
+                             environment=cfg.gate.loadability_environment)
     for decision in passing:
         result = results[str(decision.logged_model_uri)]
         expected = predictions.of_dir(str(decision.candidate_model_dir))[:len(texts)]
         if not result.ok:
-            decision.checks.append(loadability_check(False, f"{decision.logged_model_uri} does not load with pickle "
-                                                            f"refused: {result.error}"))
+            decision.checks.append(loadability_check(False, f"{decision.logged_model_uri} does not load from its "
+                                                            f"logged requirements alone: {result.error}"))
         elif result.labels != expected:
             wrong = sum(a != b for a, b in zip(result.labels, expected, strict=True))
             decision.checks.append(loadability_check(False, f"{decision.logged_model_uri} loads but predicts "
                                                             f"{wrong}/{len(texts)} labels differently"))
         else:
-            decision.checks.append(loadability_check(True, f"{decision.logged_model_uri} loads in a clean process "
-                                                           f"(pickle refused) in {result.seconds:.1f} s and predicts "
+            decision.checks.append(loadability_check(True, f"{decision.logged_model_uri} loads without matta, "
+                                                           f"pickle refused, in a {result.environment} (its logged "
+                                                           f"requirements) in {result.seconds:.1f} s and predicts "
                                                            f"the same {len(texts)} labels"))
 
 

