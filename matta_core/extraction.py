@@ -28,6 +28,7 @@ from matta_core.serving.matta_text_classifier import (
     StandaloneClassifier,
     load_classifier,
 )
+from matta_core.storage.atomic import usual_mode
 
 __all__ = [
     "CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "ExtractedConfig", "expected_param_count", "extract",
@@ -86,6 +87,8 @@ def save_extracted(model: StandaloneClassifier, config: ExtractedConfig, directo
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+    usual_mode(staging / WEIGHTS_FILE)
+    usual_mode(staging)
     (staging / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
     if directory.exists():
         # Replace an older extraction whole; the rename below is the commit point.

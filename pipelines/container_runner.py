@@ -76,20 +76,19 @@ def check_image(engine: Engine, name: str, code_version: str) -> tuple[str, str]
             f"{engine.kind} has no image {name!r}: build it from this tree with `matta image build --tag {name}` "
             "(or pass --image with the name of one you built)"
         ) from None
-    labels = dict(info["labels"])  # type: ignore[call-overload]
-    baked = labels.get(CODE_VERSION_LABEL)
+    baked = info.labels.get(CODE_VERSION_LABEL)
     if not baked:
         raise ContainerRunError(
-            f"image {info['name']} does not contain matta as `matta image build` makes it (no {CODE_VERSION_LABEL} "
+            f"image {info.name} does not contain matta as `matta image build` makes it (no {CODE_VERSION_LABEL} "
             "label): build the project's image with `matta image build` and pass its name with --image"
         )
     if baked != code_version:
         raise ContainerRunError(
-            f"image {info['name']} holds matta code version {baked}, but this tree's pipeline is code version "
+            f"image {info.name} holds matta code version {baked}, but this tree's pipeline is code version "
             f"{code_version}: its tasks would run other code than the pipeline describes. Rebuild the image from "
             "this tree (`matta image build`), or run from the tree the image was built from"
         )
-    return str(info["name"]), str(info["user"] or "")
+    return info.name, info.user
 
 
 def absolute_local_paths(config: PipelineConfig) -> PipelineConfig:
@@ -136,7 +135,7 @@ def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[Host
         cache.mkdir(parents=True, exist_ok=True)
         add(str(cache), writable=True, folder=True)
     # A folder inside another mounted one is covered by it, unless it needs write access the outer one lacks.
-    kept = []
+    kept: list[HostPath] = []
     for path, writable in sorted(found.items()):
         outer = next((p for p in kept if path.is_relative_to(p.path) and (p.writable or not writable)), None)
         if outer is None:
@@ -246,7 +245,7 @@ def _exit_status_kept() -> Iterator[None]:
 def run_task_container(client: Any, image: str, command: list[str], volumes: dict[str, Any],
                        **container_run_args: Any) -> int:
     """Run one task's container (the image must be present), stream its log, and return its real exit status."""
-    import docker
+    from docker.errors import APIError
 
     container_run_args.pop("auto_remove", None)
     if not any(image in (found.tags + found.attrs.get("RepoDigests", [])) for found in client.images.list()):
@@ -259,7 +258,7 @@ def run_task_container(client: Any, image: str, command: list[str], volumes: dic
             print(line.decode(errors="replace"), end="")
         return int(container.wait()["StatusCode"])
     finally:
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(APIError):
             container.remove(force=True)
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 from matta_core import storage
 from matta_core.data.errors import DatasetIntegrityError, DatasetNotFoundError
 from matta_core.data.schema import DataSchema
+from matta_core.storage.atomic import usual_mode
 
 MIRROR_ENV = "MATTA_DATA_MIRROR"
 CACHE_ENV = "MATTA_CACHE_DIR"
@@ -256,6 +257,7 @@ def _fill_cache(folder: Path, f: DatasetFile, fetch: Callable[[Path], None]) -> 
     try:
         fetch(tmp)
         _check_sha256(tmp, f, origin=f"{f.name!r} fetched for {folder.name!r}", advice="The copy was discarded.")
+        usual_mode(tmp)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ only on success (a re-tag, instantaneous), so a name always points at a complete
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -121,7 +122,7 @@ def build(
     finally:
         engine.run("rmi", staging, check=False)
     info = image_info(engine, tag)
-    built = BuiltImage(name=info["name"], image_id=info["id"], size_bytes=info["size"],
+    built = BuiltImage(name=info.name, image_id=info.image_id, size_bytes=info.size_bytes,
                        seconds=time.monotonic() - started, engine=engine.kind, base_image=chosen_base,
                        code_version=code_version)
     print(f"built {built.name} ({built.image_id[:19]}): {built.size_bytes / 1e9:.2f} GB, {built.seconds:.0f} s, "
@@ -188,10 +189,19 @@ def _run_build(engine: Engine, command: list[str], tag: str, quiet: bool) -> Non
                               f"its last lines:\n  {tail}\nNothing was tagged {tag}.")
 
 
-def image_info(engine: Engine, name: str) -> dict[str, object]:
-    """The engine's view of one image: name as listed, id, size in bytes, labels, user."""
-    import json
+@dataclass(frozen=True)
+class ImageInfo:
+    """The engine's view of one image."""
 
+    name: str  # as the engine lists it (podman: "localhost/matta:0.1.0" for "matta:0.1.0")
+    image_id: str
+    size_bytes: int
+    labels: dict[str, str]
+    user: str
+
+
+def image_info(engine: Engine, name: str) -> ImageInfo:
+    """Inspect ``name``; raise :class:`ImageBuildError` if the engine has no such image."""
     done = engine.run("image", "inspect", name, check=False)
     if done.returncode != 0:
         raise ImageBuildError(f"{engine.kind} has no image {name!r}: build it with `matta image build`")
@@ -199,8 +209,8 @@ def image_info(engine: Engine, name: str) -> dict[str, object]:
     tags = data.get("RepoTags") or [name]
     listed = next((t for t in tags if t == name or t.endswith("/" + name)), tags[0])
     config = data.get("Config") or {}
-    return {"name": listed, "id": data["Id"], "size": int(data.get("Size") or 0),
-            "labels": config.get("Labels") or {}, "user": config.get("User") or ""}
+    return ImageInfo(str(listed), str(data["Id"]), int(data.get("Size") or 0),
+                     dict(config.get("Labels") or {}), str(config.get("User") or ""))
 
 
 def _repository(tag: str) -> str:

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from matta_core.models.classifier_config import ClassifierConfig
 from matta_core.models.nested_classifier import NestedClassifier
+from matta_core.storage.atomic import usual_mode
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model_config.json"
@@ -32,6 +33,7 @@ def write_model_folder(
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     staging = directory / f".{WEIGHTS}.tmp"
     save_file(state, str(staging), metadata=metadata)
+    usual_mode(staging)
     staging.replace(directory / WEIGHTS)
     staging = directory / f".{CONFIG}.tmp"
     staging.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -73,3 +73,16 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def usual_mode(path: Path) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0o666 / 0o777 less the umask).
+
+    For files made by writers that create them private (safetensors' ``save_file`` and ``mkstemp``: 0o600;
+    ``mkdtemp``: 0o700): a published model or checkpoint must be readable by whoever may read its folder (a
+    serving process, the user who ran the pipeline's containers) like every other artifact.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+

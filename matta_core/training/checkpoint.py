@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from matta_core.storage.atomic import usual_mode
 from matta_core.training.optim import SplitOptimizer
 
 FORMAT = "matta.training_checkpoint"
@@ -219,6 +220,7 @@ def _json_value(value: Any, where: str) -> Any:
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     # Clone to CPU: safetensors needs contiguous, unshared storage, and GPU tensors are written from host memory.
     save_file({name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}, str(path))
+    usual_mode(path)
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

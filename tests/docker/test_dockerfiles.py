@@ -200,10 +200,16 @@ def test_runtime_gets_the_venv_and_no_build_tools(dockerfile: tuple[str, Dockerf
     ]
     assert [p for p in packages if COMPILERS.match(p)] == []
     assert [c for c in runs if "pip install" in c] == [], "the runtime installs nothing with pip: it copies the venv"
+    # No RUN at all in the runtime stage: a RUN step would commit the empty mount points of the build machine's
+    # inputs (`matta image build` mounts them for RUN steps). Everything comes from other stages, by name.
+    assert df.all("RUN", [chain[-1]]) == []
     final_copies = df.all("COPY", [chain[-1]])
-    # The dependencies' venv, then matta alone on top: a code change rebuilds a layer of a few hundred KB.
-    assert final_copies == ["--from=builder /opt/venv /opt/venv",
-                            "--from=app /app/ /opt/venv/lib/python3.11/site-packages/"]
+    # The user, the dependencies' venv, then matta alone on top (a code change rebuilds a layer of a few hundred
+    # KB), and the identity record last.
+    assert final_copies == ["--from=users /out/etc/ /etc/", "--from=users /out/owned/ /",
+                            "--from=builder /opt/venv /opt/venv",
+                            "--from=app /app/ /opt/venv/lib/python3.11/site-packages/",
+                            "--from=identity /out/identity/ /"]
     app = next(s for s in df.stages if s.name == "app")
     assert app.base == "builder" and df.all("COPY", [app]) == ["matta_core ./matta_core"]
 
@@ -214,11 +220,11 @@ def test_the_code_version_is_recorded_last(dockerfile: tuple[str, Dockerfile]) -
     runtime = df.chain()[-1]
     labels = dict(w.split("=", 1) for a in df.all("LABEL", [runtime]) for w in shlex.split(a))
     assert labels["io.matta.code-version"] == "${CODE_VERSION}"
-    keywords = [kw for kw, _ in runtime.instructions]
-    last_copy = max(i for i, kw in enumerate(keywords) if kw == "COPY")
+    copies = [i for i, (kw, a) in enumerate(runtime.instructions) if kw == "COPY" and "--from=identity" not in a]
     code_arg = next(i for i, (kw, a) in enumerate(runtime.instructions) if kw == "ARG" and a.startswith("CODE_"))
-    assert code_arg > last_copy
-    (record,) = [r for r in df.all("RUN", [runtime]) if "/etc/matta/image.json" in r]
+    assert code_arg > max(copies)
+    identity = next(s for s in df.stages if s.name == "identity")
+    (record,) = [r for r in df.all("RUN", [identity]) if "/etc/matta/image.json" in r]
     assert '"code_version": "%s"' in record and "${CODE_VERSION}" in record
 
 

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import save_file
 
 from matta_core.models.decoder.standalone import StandaloneDecoder, StandaloneDecoderConfig
+from matta_core.storage.atomic import usual_mode
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh"}
 
@@ -117,6 +118,7 @@ def export_hf_gpt2(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / ".model.safetensors.tmp"
     save_file(state, str(staging), metadata={"format": "pt"})  # transformers checks this key
+    usual_mode(staging)
     os.replace(staging, out_dir / "model.safetensors")
     staging = out_dir / ".config.json.tmp"
     staging.write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")

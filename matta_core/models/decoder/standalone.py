@@ -185,6 +185,9 @@ class StandaloneDecoder(nn.Module):
         state = {name: t.detach().contiguous() for name, t in self.state_dict().items()}
         staging = directory / f".{WEIGHTS_FILE}.tmp"
         save_file(state, str(staging), metadata={"format": "pt", "matta_format": FORMAT})
+        umask = os.umask(0)  # safetensors creates the file 0o600: give it a plain open's mode
+        os.umask(umask)
+        os.chmod(staging, 0o666 & ~umask)
         os.replace(staging, directory / WEIGHTS_FILE)
         staging = directory / f".{CONFIG_FILE}.tmp"
         staging.write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
