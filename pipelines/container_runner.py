@@ -92,12 +92,13 @@ def check_image(engine: Engine, name: str, code_version: str) -> tuple[str, str]
 
 
 def absolute_local_paths(config: PipelineConfig) -> PipelineConfig:
-    """The config with every local path made absolute (a container's working folder is not the caller's)."""
+    """The config with every local path absolute and resolved: a container's working folder is not the caller's,
+    and a path through ``..`` or a symlink names nothing inside a container, where only the mounts exist."""
 
     def absolute(value: str | None) -> str | None:
         if value is None or not storage.is_local(value) or value in DATASETS:
             return value
-        return str(Path(storage.to_local_path(value)).absolute())
+        return str(Path(storage.to_local_path(value)).resolve())
 
     data = config.data.model_copy(update={"source": absolute(config.data.source),
                                           "test_source": absolute(config.data.test_source),
@@ -117,7 +118,7 @@ def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[Host
     def add(value: str | None, writable: bool = False, folder: bool = False) -> None:
         if value is None or not storage.is_local(value) or value in DATASETS:
             return
-        path = Path(storage.to_local_path(value))
+        path = Path(storage.to_local_path(value)).resolve()
         if not folder and not path.is_dir():
             path = path.parent  # a file: its folder, so a sibling written later (a rerun's data) is seen too
         found[path] = found.get(path, False) or writable
@@ -131,7 +132,7 @@ def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[Host
         if isinstance(value, str) and not value.startswith("pkg:"):
             add(value)
     if storage.is_local(config.cache_dir):
-        cache = Path(storage.to_local_path(config.cache_dir))
+        cache = Path(storage.to_local_path(config.cache_dir)).resolve()
         cache.mkdir(parents=True, exist_ok=True)
         add(str(cache), writable=True, folder=True)
     # A folder inside another mounted one is covered by it, unless it needs write access the outer one lacks.
@@ -144,7 +145,12 @@ def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[Host
 
 
 def forwarded_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES) or k in FORWARDED_NAMES}
+    """The caller's variables a step may read; the data mirror's path resolved, like the config's paths."""
+    found = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES) or k in FORWARDED_NAMES}
+    mirror = found.get("MATTA_DATA_MIRROR")
+    if mirror and storage.is_local(mirror):
+        found["MATTA_DATA_MIRROR"] = str(Path(storage.to_local_path(mirror)).resolve())
+    return found
 
 
 def grant_write(paths: list[Path], uid: int) -> None:
