@@ -36,7 +36,11 @@ elif .venv/bin/python -c "import urllib.request as u, sys; u.urlopen(sys.argv[1]
   .venv/bin/pip install -q --index-url "$CPU_INDEX" "torch==$TORCH_VERSION"
 else
   echo "no GPU, and $CPU_INDEX cannot be reached: looking for a torch $TORCH_VERSION wheel pip already has here"
-  if ! .venv/bin/pip install -q --no-index "torch==$TORCH_VERSION"; then
+  # --no-index --no-deps --dry-run: is there a local wheel (find-links)? Then install it with its dependencies
+  # from the index; a local build label ("2.13.0+cpu") sorts above PyPI's "2.13.0", so pip takes the local wheel.
+  if .venv/bin/pip install -q --no-index --no-deps --dry-run "torch==$TORCH_VERSION" >/dev/null 2>&1; then
+    .venv/bin/pip install -q "torch==$TORCH_VERSION"
+  else
     echo "error: PyTorch's CPU wheel index ($CPU_INDEX) cannot be reached and pip has no local torch $TORCH_VERSION" \
          "wheel (find-links). Set MATTA_TORCH_CPU_INDEX to a mirror of the CPU index, put the CPU wheel in a" \
          "find-links folder, or set MATTA_TORCH=cuda to accept PyPI's CUDA build." >&2
