@@ -51,9 +51,10 @@ def run(
         raise typer.Exit(2)
     run_config = load_config(config, set_)
     try:
-        if package is not None:
-            _load_package(package)  # the strict check, for either runner
-        pipeline = None if package is None or runner == "docker" else _load_package(package)
+        # The strict check for either runner; the docker runner recompiles the file with its image set.
+        pipeline = None if package is None else _load_package(package)
+        if runner == "docker":
+            pipeline = None
         result = run_pipeline(run_config, track=tracking, enable_caching=cache, pipeline=pipeline, runner=runner,
                               image=image, package=package if runner == "docker" else None, engine=engine)
     except (ConfigError, PreflightError, ContainerRunError, ImageTagError) as error:

@@ -40,10 +40,13 @@ def registry_host(image: str) -> str:
 def registry_reachable(image: str, timeout_s: float = 5.0) -> bool:
     """Whether the registry that serves ``image`` answers its API at all (401 counts: it is there)."""
     host = registry_host(image)
-    if host.startswith("localhost"):
-        return False
+    return not host.startswith("localhost") and url_answers(f"https://{host}/v2/", timeout_s)
+
+
+def url_answers(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether anything answers at ``url``: an HTTP error status counts (the server is there), no answer does not."""
     try:
-        urllib.request.urlopen(f"https://{host}/v2/", timeout=timeout_s).close()
+        urllib.request.urlopen(url, timeout=timeout_s).close()
     except urllib.error.HTTPError:
         return True
     except (OSError, ValueError):

@@ -20,8 +20,6 @@ import subprocess
 import tempfile
 import time
 import tomllib
-import urllib.error
-import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Mapping
@@ -97,7 +95,7 @@ def build(
     args = {**build_labels(root), "CODE_VERSION": code_version,
             "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     chosen_base = _choose_base(engine, variant, base, args)
-    if variant == "cpu" and "TORCH_INDEX_URL" not in (build_args or {}) and not _url_reachable(CPU_TORCH_INDEX):
+    if variant == "cpu" and "TORCH_INDEX_URL" not in (build_args or {}) and not base_image.url_answers(CPU_TORCH_INDEX):
         # The build machine cannot reach PyTorch's CPU index: pip's configured index decides, and the Dockerfile
         # fails the build if that yields a CUDA build.
         print(f"{CPU_TORCH_INDEX} cannot be reached: torch comes from pip's configured index "
@@ -217,16 +215,6 @@ def _repository(tag: str) -> str:
     name = tag.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     return name.rsplit(":", 1)[0] if ":" in last else name
-
-
-def _url_reachable(url: str, timeout_s: float = 5.0) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=timeout_s).close()
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def build_labels(root: Path) -> dict[str, str]:

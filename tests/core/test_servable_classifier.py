@@ -20,11 +20,10 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import murmurhash3_32 as sklearn_murmurhash3_32
 
 from matta_core import extraction, features, models
-from matta_core.extraction import extract, extracted_config, save_extracted
-from matta_core.models import ClassifierConfig, NestedClassifier
 from matta_core.serving import matta_text_classifier as servable
 from matta_core.tracking import text_predictor
 from tests.mirror import BANKING77_DIR
+from tests.tiny_student import write_tiny_student
 
 TRICKY = [
     "", " ", "a", "ab", "I", "Ünïcödé ÇAFÉ naïve", "emoji 😀😀 ok", "日本語のテキスト です",
@@ -105,14 +104,7 @@ def test_matta_uses_the_servable_implementation() -> None:
 
 
 def test_predictor_logits_match_the_training_side_batches(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    config = ClassifierConfig(num_classes=3, hidden_widths=(16,), student_widths=(8,), embed_dim=8,
-                              features={"num_buckets": 2**10})
-    nested = NestedClassifier(config)
-    with torch.no_grad():
-        for parameter in nested.parameters():
-            parameter.normal_(0.0, 1.0)
-    folder = save_extracted(extract(nested, (8,)), extracted_config(config, (8,)), tmp_path / "m")
+    folder = write_tiny_student(tmp_path / "m", 3)
     texts = pd.read_csv(BANKING77_DIR / "test.csv")["text"].tolist()[:200] + TRICKY
     model, saved = extraction.load_extracted(folder)
     batch = features.HashedNgramFeaturizer(saved.features).transform(texts).batch(list(range(len(texts))))

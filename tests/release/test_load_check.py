@@ -19,8 +19,6 @@ import numpy as np
 import pytest
 import torch
 
-from matta_core.extraction import extract, extracted_config, save_extracted
-from matta_core.models import ClassifierConfig, NestedClassifier
 from matta_core.release.load_check import (
     LoadResult,
     RequirementError,
@@ -32,6 +30,7 @@ from matta_core.release.load_check import (
 from matta_core.tracking import log_standalone_model
 from matta_core.tracking.models import runtime_requirements
 from matta_core.tracking.text_predictor import TextPredictor
+from tests.tiny_student import write_tiny_student
 
 SCRIPTS = Path(__file__).parent / "scripts"
 TORCH = torch.__version__.split("+")[0]  # the public version, as logged requirements pin it
@@ -49,15 +48,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny extracted Student with weights large enough that predictions differ by text."""
-    torch.manual_seed(0)
-    config = ClassifierConfig(num_classes=4, hidden_widths=(16,), student_widths=(8,), embed_dim=8,
-                              features={"num_buckets": 2**10})
-    nested = NestedClassifier(config)
-    with torch.no_grad():
-        for parameter in nested.parameters():
-            parameter.normal_(0.0, 1.0)
-    directory = tmp_path_factory.mktemp("student") / "student-8"
-    return save_extracted(extract(nested, (8,)), extracted_config(config, (8,), labels=LABELS), directory)
+    return write_tiny_student(tmp_path_factory.mktemp("student") / "student-8", 4, LABELS)
 
 
 def _replace(prefix: str, line: str) -> list[str]:

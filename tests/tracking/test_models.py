@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from matta_core.extraction import extract, extracted_config, load_extracted, save_extracted
+from matta_core.extraction import load_extracted
 from matta_core.features import HashedNgramFeaturizer
-from matta_core.models import ClassifierConfig, NestedClassifier
 from matta_core.tracking import log_standalone_model, pipeline_run, step_run
 from matta_core.tracking.models import runtime_requirements
 from matta_core.tracking.text_predictor import TextPredictor
 from tests.mlflow_server import MLflowServer
+from tests.tiny_student import write_tiny_student
 
 LABELS = ("card_arrival", "top_up", "fees", "pin")
 TEXTS = [
@@ -38,15 +38,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny extracted Student (8 wide, 4 classes) with weights large enough that predictions differ by text."""
-    torch.manual_seed(0)
-    config = ClassifierConfig(num_classes=4, hidden_widths=(16,), student_widths=(8,), embed_dim=8,
-                              features={"num_buckets": 2**10})
-    nested = NestedClassifier(config)
-    with torch.no_grad():
-        for parameter in nested.parameters():
-            parameter.normal_(0.0, 1.0)
-    directory = tmp_path_factory.mktemp("student") / "student-8"
-    return save_extracted(extract(nested, (8,)), extracted_config(config, (8,), labels=LABELS), directory)
+    return write_tiny_student(tmp_path_factory.mktemp("student") / "student-8", 4, LABELS)
 
 
 def reference_probabilities(model_dir: Path, texts: list[str]) -> np.ndarray:
