@@ -16,9 +16,11 @@ Do not add ``from __future__ import annotations`` to these modules: KFP reads th
 
 from components.evaluate import evaluate_model
 from components.extract import extract_width
+from components.extract_evaluate import extract_and_evaluate
 from components.prepare import prepare_data
 from components.release import release_models
 from components.report import write_report
+from components.run_tracking import end_run, start_run
 from components.teacher import cache_teacher_outputs
 from components.train import train_models
 
@@ -33,13 +35,22 @@ COMPONENTS = {
     "release": release_models,
 }
 
+#: Every component the pipeline's DAG runs (the steps above, the fused per-width task, the first and last tasks).
+PIPELINE_COMPONENTS = {
+    **COMPONENTS, "extract_and_evaluate": extract_and_evaluate, "start_run": start_run, "end_run": end_run,
+}
+
 __all__ = [
     "COMPONENTS",
+    "PIPELINE_COMPONENTS",
     "cache_teacher_outputs",
+    "end_run",
     "evaluate_model",
+    "extract_and_evaluate",
     "extract_width",
     "prepare_data",
     "release_models",
+    "start_run",
     "train_models",
     "write_report",
 ]

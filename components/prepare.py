@@ -10,6 +10,7 @@ from matta_core.image import default_image_tag
 def prepare_data(
     task: str,
     data_json: str,
+    data_version: str,
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
@@ -17,7 +18,10 @@ def prepare_data(
     metrics: Output[Metrics],
 ) -> None:
     """Write train/validation/test Parquet (a text corpus for ``task: causal_lm``: JSONL) + manifest.json (the
-    data's content hash) to `prepared`."""
+    data's content hash) to `prepared`.
+
+    `data_version` (the first task reads it: object generations, content hashes) is not read here: it is an input
+    so that the step's cache key changes when the data does, and only then."""
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from matta_core.cluster import ClusterSection, ResourcesSection
 from matta_core.features.hashing import FeaturizerConfig
 from matta_core.losses import LossConfig
 from matta_core.models.classifier_config import ClassifierConfig
@@ -186,6 +187,9 @@ class TrainSection(_Section):
     num_threads: int | None = Field(None, gt=0)
     sandwich_k: int = Field(TrainConfig.sandwich_k, ge=0)
     checkpoint_every: int = Field(0, ge=0)
+    # Where checkpoints go (a path or gs:// URI), outside the train task's output artifact, so a retried or
+    # preempted task resumes from the newest one. None: inside the output (local runs).
+    checkpoint_dir: str | None = None
     loss: LossSection = Field(default_factory=LossSection)
     # Baselines trained in the same step at equal budget, so the report compares like with like.
     baselines: list[Literal["kd", "ce_only"]] = Field(default_factory=lambda: ["kd", "ce_only"])
@@ -256,6 +260,10 @@ class PipelineConfig(_Section):
     measure_speed: bool = True
     # Declared after `train`: its validator reads the trained baselines (and checks the default too).
     release: ReleaseSection = Field(default_factory=ReleaseSection, validate_default=True)
+    # Compute per step (CPU, memory, accelerators, retries, timeouts) and where a cluster run goes (pipeline root,
+    # images, Secret and ConfigMap names). Neither matters to a local run.
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
 
     @model_validator(mode="before")
     @classmethod
@@ -398,6 +406,16 @@ class PipelineConfig(_Section):
             raise ValueError(f"baseline_arm {release.baseline_arm!r} is not trained (train.baselines = "
                              f"{list(train.baselines)}): add it to train.baselines, or set release.enabled: false")
         return release
+
+    @field_validator("resources")
+    @classmethod
+    def _accelerators_fit_the_devices(cls, resources: ResourcesSection, info: ValidationInfo) -> ResourcesSection:
+        train = info.data.get("train")
+        if train is not None and train.device == "cpu" and resources.train.accelerator_count:
+            raise ValueError(f"train asks for {resources.train.accelerator_count} x "
+                             f"{resources.train.accelerator_type} but train.device is 'cpu' (it would not use "
+                             "them): set train.device: cuda, or remove resources.train.accelerator_*")
+        return resources
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

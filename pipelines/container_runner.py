@@ -108,11 +108,14 @@ def absolute_local_paths(config: PipelineConfig) -> PipelineConfig:
         if isinstance(spec.get(key), str) and not str(spec[key]).startswith("pkg:"):
             spec[key] = absolute(str(spec[key]))
     teacher = config.teacher.model_copy(update={"spec": spec})
-    return config.model_copy(update={"data": data, "teacher": teacher, "cache_dir": absolute(config.cache_dir)})
+    train = config.train.model_copy(update={"checkpoint_dir": absolute(config.train.checkpoint_dir)})
+    return config.model_copy(update={"data": data, "teacher": teacher, "train": train,
+                                     "cache_dir": absolute(config.cache_dir)})
 
 
 def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[HostPath]:
-    """The local folders the tasks read (read-only) and write (the Teacher cache), from an absolute config."""
+    """The local folders the tasks read (read-only) and write (the Teacher cache, the training checkpoints), from
+    an absolute config."""
     found: dict[Path, bool] = {}
 
     def add(value: str | None, writable: bool = False, folder: bool = False) -> None:
@@ -131,10 +134,12 @@ def host_paths(config: PipelineConfig, environment: dict[str, str]) -> list[Host
         value = config.teacher.spec.get(key)
         if isinstance(value, str) and not value.startswith("pkg:"):
             add(value)
-    if storage.is_local(config.cache_dir):
-        cache = Path(storage.to_local_path(config.cache_dir)).resolve()
-        cache.mkdir(parents=True, exist_ok=True)
-        add(str(cache), writable=True, folder=True)
+    # Written by the tasks: the Teacher cache, and training checkpoints kept outside the task's output.
+    for written in (config.cache_dir, config.train.checkpoint_dir):
+        if written is not None and storage.is_local(written):
+            folder = Path(storage.to_local_path(written)).resolve()
+            folder.mkdir(parents=True, exist_ok=True)
+            add(str(folder), writable=True, folder=True)
     # A folder inside another mounted one is covered by it, unless it needs write access the outer one lacks.
     kept: list[HostPath] = []
     for path, writable in sorted(found.items()):

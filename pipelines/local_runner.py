@@ -175,12 +175,13 @@ def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool,
          **tracking: str) -> Any:
     from kfp import local
 
+    from pipelines.kfp_local_loops import loop_inputs_kept
     from pipelines.matta_pipeline import pipeline_arguments
 
     local.init(runner=kfp_runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(out / PIPELINE_ROOT_DIR),
                raise_on_error=True, enable_caching=enable_caching)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), loop_inputs_kept():
             # Expected here, and repeated for every task: the project image's name is not a python:* image (we
             # run in this environment on purpose, which has what the image has), and display names are UI-only.
             warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)

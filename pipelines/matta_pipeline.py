@@ -30,15 +30,18 @@ from kfp.dsl.graph_component import GraphComponent
 
 from components import (
     cache_teacher_outputs,
+    end_run,
     evaluate_model,
-    extract_width,
+    extract_and_evaluate,
     prepare_data,
     release_models,
+    start_run,
     train_models,
     write_report,
 )
 from matta_core.config import PipelineConfig
 from pipelines.code_version import code_version as current_code_version
+from pipelines.task_settings import PipelineSettings, apply_settings
 
 PIPELINE_NAME = "matta"
 _DEFAULTS = PipelineConfig()
@@ -53,71 +56,104 @@ class PipelineOutputs(NamedTuple):
     release: Dataset
 
 
-def build_pipeline(code_version: str) -> GraphComponent:
-    """The pipeline with `code_version` baked into every task's inputs (and so into every cache key)."""
+def build_pipeline(
+    code_version: str, settings: PipelineSettings | None = None, defaults: PipelineConfig | None = None
+) -> GraphComponent:
+    """The pipeline with `code_version` baked into every task's inputs (and so into every cache key), each task's
+    cluster settings (`pipelines.task_settings`; default: none, as a local run wants), and `defaults` (a config;
+    default `PipelineConfig()`) as its parameters' defaults: a recurring run that passes no parameters runs it."""
+    settings = settings or PipelineSettings.local()
+    d = defaults or _DEFAULTS
+
+    def configured(task: Any, step: str, display_name: str, cache_name: str | None = None) -> Any:
+        return apply_settings(task.set_display_name(display_name), step, settings, cache_name=cache_name)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="MatTA: elastic Student models by Teacher-TA-Student distillation")
     def matta_pipeline(
-        task: str = _DEFAULTS.task,
-        data_json: str = _DEFAULTS.data.model_dump_json(),
-        teacher_json: str = _DEFAULTS.teacher.model_dump_json(),
-        model_json: str = _DEFAULTS.model.model_dump_json(),
-        train_json: str = _DEFAULTS.train.model_dump_json(),
-        release_json: str = _DEFAULTS.release.model_dump_json(),
-        widths: list = _DEFAULTS.widths,  # a KFP parameter default (compiled into the YAML), never mutated
-        cache_dir: str = _DEFAULTS.cache_dir,
-        measure_speed: bool = _DEFAULTS.measure_speed,
+        task: str = d.task,
+        name: str = d.name,
+        data_json: str = d.data.model_dump_json(),
+        teacher_json: str = d.teacher.model_dump_json(),
+        model_json: str = d.model.model_dump_json(),
+        train_json: str = d.train.model_dump_json(),
+        release_json: str = d.release.model_dump_json(),
+        widths: list = [list(w) for w in d.widths],  # noqa: B006  (a KFP parameter default, compiled into the YAML)
+        cache_dir: str = d.cache_dir,
+        measure_speed: bool = d.measure_speed,
         tracking_uri: str = "",
         parent_run_id: str = "",
     ) -> PipelineOutputs:
-        common: dict[str, Any] = {
-            "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
-        }
-        prepare = prepare_data(data_json=data_json, **common).set_display_name("prepare")
-        prepared = prepare.outputs["prepared"]
-        teacher = cache_teacher_outputs(
-            prepared=prepared, data_json=data_json, teacher_json=teacher_json, cache_dir=cache_dir, **common
-        ).set_display_name("teacher")
-        train = train_models(
-            prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json, model_json=model_json,
-            train_json=train_json, **common,
-        ).set_display_name("train")
-        trained = train.outputs["trained"]
-
-        with dsl.ParallelFor(widths, name="widths") as width:
-            extract = extract_width(
-                trained=trained, prepared=prepared, widths=width, data_json=data_json, **common
-            ).set_display_name("extract")
-            evaluate = evaluate_model(
-                model=extract.outputs["model"], prepared=prepared, teacher=teacher.outputs["teacher"],
-                data_json=data_json, measure_speed=measure_speed, model_subdir="", **common,
-            ).set_display_name("evaluate")
-        with dsl.ParallelFor(train.outputs["Output"], name="baselines") as baseline_dir:
-            evaluate_baseline = evaluate_model(
-                model=trained, prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json,
-                measure_speed=measure_speed, model_subdir=baseline_dir, **common,
-            ).set_display_name("evaluate-baseline")
-
-        report = write_report(
-            width_evaluations=dsl.Collected(evaluate.outputs["evaluation"]),
-            baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
-            teacher=teacher.outputs["teacher"],
-            **common,
-        ).set_display_name("report")
-        # Beside the report, not after it: both read only the evaluations (the local runner runs two steps at once).
-        release = release_models(
-            width_evaluations=dsl.Collected(evaluate.outputs["evaluation"]),
-            baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
-            # The models themselves, not the paths inside the evaluation records: on a cluster each task sees
-            # its inputs at its own local paths.
-            width_models=dsl.Collected(extract.outputs["model"]),
-            trained=trained, teacher=teacher.outputs["teacher"], prepared=prepared, data_json=data_json,
-            release_json=release_json, **common,
-        ).set_display_name("release")
-        return PipelineOutputs(report=report.outputs["report"], report_html=report.outputs["report_html"],
-                               release=release.outputs["release"])
+        start = configured(start_run(
+            task=task, name=name, data_json=data_json, teacher_json=teacher_json, model_json=model_json,
+            train_json=train_json, release_json=release_json, code_version=code_version, tracking_uri=tracking_uri,
+            parent_run_id=parent_run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        ), "tracking", "start-run", "start_run")
+        outputs, last_tasks = _steps(
+            configured, task=task, code_version=code_version, tracking_uri=tracking_uri,
+            parent_run_id=start.outputs["parent_run_id"], data_version=start.outputs["data_version"],
+            data_json=data_json, teacher_json=teacher_json, model_json=model_json, train_json=train_json,
+            release_json=release_json, widths=widths, cache_dir=cache_dir, measure_speed=measure_speed,
+        )
+        # Not a dsl.ExitHandler: KFP refuses pipeline outputs from inside one. A failed run's parent stays RUNNING.
+        configured(end_run(
+            code_version=code_version, tracking_uri=tracking_uri, given_parent_run_id=parent_run_id,
+            opened_run_id=start.outputs["parent_run_id"],
+        ).after(*last_tasks), "tracking", "end-run", "end_run")
+        return outputs
 
     return matta_pipeline
+
+
+def _steps(configured: Any, *, task: Any, code_version: str, tracking_uri: Any, parent_run_id: Any,
+           data_version: Any, data_json: Any, teacher_json: Any, model_json: Any, train_json: Any,
+           release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> tuple[PipelineOutputs, list[Any]]:
+    """The steps between the first and the last task, and the tasks that end them; `configured(task, step,
+    display_name)` applies settings."""
+    common: dict[str, Any] = {
+        "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
+    }
+    prepare = configured(prepare_data(data_json=data_json, data_version=data_version, **common), "prepare",
+                         "prepare")
+    prepared = prepare.outputs["prepared"]
+    teacher = configured(cache_teacher_outputs(
+        prepared=prepared, data_json=data_json, teacher_json=teacher_json, cache_dir=cache_dir, **common
+    ), "teacher", "teacher")
+    train = configured(train_models(
+        prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json, model_json=model_json,
+        train_json=train_json, **common,
+    ), "train", "train")
+    trained = train.outputs["trained"]
+
+    with dsl.ParallelFor(widths, name="widths") as width:
+        width_task = configured(extract_and_evaluate(
+            trained=trained, prepared=prepared, teacher=teacher.outputs["teacher"], widths=width,
+            data_json=data_json, measure_speed=measure_speed, **common,
+        ), "evaluate", "extract-evaluate")
+    with dsl.ParallelFor(train.outputs["Output"], name="baselines") as baseline_dir:
+        evaluate_baseline = configured(evaluate_model(
+            model=trained, prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json,
+            measure_speed=measure_speed, model_subdir=baseline_dir, **common,
+        ), "evaluate", "evaluate-baseline")
+
+    report = configured(write_report(
+        width_evaluations=dsl.Collected(width_task.outputs["evaluation"]),
+        baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
+        teacher=teacher.outputs["teacher"],
+        **common,
+    ), "report", "report")
+    # Beside the report, not after it: both read only the evaluations (the local runner runs two steps at once).
+    release = configured(release_models(
+        width_evaluations=dsl.Collected(width_task.outputs["evaluation"]),
+        baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
+        # The models themselves, not the paths inside the evaluation records: on a cluster each task sees
+        # its inputs at its own local paths.
+        width_models=dsl.Collected(width_task.outputs["model"]),
+        trained=trained, teacher=teacher.outputs["teacher"], prepared=prepared, data_json=data_json,
+        release_json=release_json, **common,
+    ), "release", "release")
+    return PipelineOutputs(report=report.outputs["report"], report_html=report.outputs["report_html"],
+                           release=release.outputs["release"]), [report, release]
 
 
 #: The pipeline for the source tree as it is now (the code version is computed on import: "compile time").
@@ -128,6 +164,7 @@ def pipeline_arguments(config: PipelineConfig, *, tracking_uri: str = "", parent
     """The pipeline's parameters for a validated config (and an MLflow parent run, if tracking)."""
     return {
         "task": config.task,
+        "name": config.name,
         "data_json": config.data.model_dump_json(),
         "teacher_json": config.teacher.model_dump_json(),
         "model_json": config.model.model_dump_json(),

@@ -1,100 +1,177 @@
-"""``matta submit``: compile the pipeline, validate it, and start a run of it on a KFP cluster.
+"""``matta submit`` and ``matta schedule`` on a Kubeflow Pipelines cluster: compile for the cluster, then one run
+or one recurring run of it.
 
-With an MLflow server as ``tracking_uri``, the parent run is created here (the steps attach to it by id from
-the cluster's pods); it ends FINISHED once the submission is accepted and records the KFP run id, while each
-step's child run records how that step ended. A sqlite store on this machine cannot be reached from the pods, so
-it is refused; with no ``tracking_uri`` (nor ``MLFLOW_TRACKING_URI``) the run is not tracked.
+Everything that can be checked here is checked before the cluster is contacted: the config
+(`compile_cluster_pipeline` raises `PreflightError` for local paths, a missing ``gs://`` pipeline root, an image
+the nodes cannot pull). Nothing touches MLflow here: the pipeline's first task opens the MLflow parent run itself,
+from the cluster's Secret, keyed on the KFP run id.
+
+Reaching the API: ``--host`` (a port-forward, an ingress) with ``--token`` for a gateway that wants a bearer token;
+or no host, and kfp reaches the ``ml-pipeline`` service through the Kubernetes API of the kube config's context.
+On a multi-user Kubeflow, ``--namespace`` is the user's profile namespace, where experiments and runs live.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from matta_core.config import PipelineConfig
-from pipelines.preflight import PreflightError, preflight
+from pipelines.preflight import PreflightError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class KfpTarget:
+    """Where and as whom to reach the KFP API (see the module docstring)."""
+
+    host: str | None = None
+    namespace: str | None = None
+    token: str | None = None
+    kube_context: str | None = None
+
+    def describe(self) -> str:
+        if self.host:
+            return f"the KFP API at {self.host}"
+        return f"the KFP API behind kube context {self.kube_context or '(current)'}"
+
+    def run_url(self, run_id: str) -> str:
+        """The run's page in the KFP UI ("" without a host: the UI's address is not known then)."""
+        return f"{self.host.rstrip('/')}/#/runs/details/{run_id}" if self.host else ""
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A pipeline run accepted by a KFP cluster (and its MLflow parent run, when tracked)."""
+    """A pipeline run accepted by a KFP cluster."""
 
     kfp_run_id: str
     kfp_run_url: str
-    mlflow_run_id: str | None = None
-    tracking_uri: str | None = None
 
 
-def connect(host: str) -> Any:
-    """A `kfp.Client` for `host`, or `PreflightError` saying the API is not reachable (checked before compiling)."""
+@contextmanager
+def talking_to(target: KfpTarget) -> Iterator[None]:
+    """Turn a failure to reach or be served by the KFP API into a `PreflightError` that names it."""
+    try:
+        yield
+    except ValueError:  # ours (PreflightError, a bad package name) and kfp's: already say what is wrong
+        raise
+    except Exception as error:  # urllib3's MaxRetryError, kfp_server_api's ApiException, ...
+        status = getattr(error, "status", None)
+        reason = str(getattr(error, "reason", "") or error).strip()[:300]
+        hint = ("check --token and --namespace (your profile namespace on a multi-user Kubeflow)"
+                if status in (401, 403) else
+                "check --host (the KFP UI/API URL, e.g. http://localhost:8080 after `kubectl port-forward -n kubeflow "
+                "svc/ml-pipeline-ui 8080:80`) or --kube-context")
+        answered = f"answered {status}: " if status else "is not reachable: "
+        raise PreflightError(f"{target.describe()} {answered}{reason}; {hint}") from None
+
+
+def connect(target: KfpTarget) -> Any:
+    """A `kfp.Client` for `target`; `PreflightError` naming the host if the API does not answer."""
     import kfp
 
-    try:
-        return kfp.Client(host=host)
-    except Exception as error:  # urllib3's MaxRetryError, kfp_server_api's ApiException, ...: all mean "not there"
-        reason = str(getattr(error, "reason", "") or error)
-        raise PreflightError(
-            f"the KFP API at {host} is not reachable ({reason[:300]}): check --host (the KFP UI/API URL, e.g. "
-            "http://localhost:8080 after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`)"
-        ) from None
+    # namespace stays kfp's default ('kubeflow', where KFP itself is installed): with no host, kfp proxies through
+    # that namespace's ml-pipeline service. The profile namespace is given per call instead.
+    with talking_to(target):
+        return kfp.Client(host=target.host, existing_token=target.token, kube_context=target.kube_context)
+
+
+def default_run_name(config: PipelineConfig) -> str:
+    return f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def with_cluster_package(config: PipelineConfig, image: str | None, use: Callable[[Path], T]) -> T:
+    """Compile `config` for the cluster into a temporary YAML, call `use(path)` while it exists."""
+    from pipelines.cluster import compile_cluster_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled = compile_cluster_pipeline(config, Path(tmp) / "pipeline.yaml", image=image)
+        return use(compiled.path)
+
+
+def set_caching(package: Path, enabled: bool) -> None:
+    """Turn caching on or off for every task of a compiled package, nested DAGs included: kfp's client overrides
+    only the root DAG's tasks, and most of ours run inside the exit handler's DAG."""
+    import yaml
+
+    docs = list(yaml.safe_load_all(package.read_text()))
+    spec = docs[0]
+    for component in [spec["root"], *spec.get("components", {}).values()]:
+        for task in component.get("dag", {}).get("tasks", {}).values():
+            task.setdefault("cachingOptions", {})["enableCache"] = enabled
+    package.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def submit_pipeline(
-    config: PipelineConfig, host: str, *, experiment: str | None = None, run_name: str | None = None,
+    config: PipelineConfig, target: KfpTarget, *, experiment: str | None = None, run_name: str | None = None,
     enable_caching: bool | None = None, image: str | None = None,
 ) -> Submission:
-    """Validate, connect, compile to a temporary YAML, and create the run; see the module docstring for tracking.
+    """Compile `config` for the cluster, then create one run of it with the config's values as parameters.
 
-    `image`: every task's container image (default: ``default_image_tag()``); checked first, by
-    `pipelines.compile.cluster_image` (`ImageTagError` if the cluster could not pull it or it names no one build).
+    `image` overrides ``cluster.image`` (else ``$MATTA_IMAGE``). Raises `PreflightError` / `ConfigError` /
+    `ImageTagError` before anything is contacted, and `PreflightError` naming the host if the API fails.
     """
-    from matta_core.tracking.uri import ENV_TRACKING_URI, resolve_tracking_uri, sqlite_path
-    from pipelines.compile import cluster_image, compile_pipeline
-    from pipelines.matta_pipeline import pipeline_arguments
+    from pipelines.cluster import cluster_arguments
 
-    image = cluster_image(image)  # before anything is contacted: a name the nodes cannot pull fails every task
-    chosen = (config.tracking_uri or "").strip() or os.environ.get(ENV_TRACKING_URI, "").strip()
-    uri = resolve_tracking_uri(chosen) if chosen else None
-    if uri and sqlite_path(uri) is not None:
-        raise PreflightError(
-            f"tracking_uri {uri!r} is a sqlite file on this machine, which the cluster's pods cannot reach: set "
-            "tracking_uri to an MLflow server URL (http://...), or leave it empty to run untracked"
-        )
-    preflight(config, tracking_uri=uri or None)
-    client = connect(host)
-    run_name = run_name or f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    experiment = experiment or config.name
-    with tempfile.TemporaryDirectory() as tmp:
-        package = Path(tmp) / "pipeline.yaml"
-        compile_pipeline(package, image=image)
+    arguments = cluster_arguments(config)
 
-        def create(tracking_uri: str = "", parent_run_id: str = "") -> Any:
-            arguments = pipeline_arguments(config, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
-            return client.create_run_from_pipeline_package(
-                str(package), arguments=arguments, run_name=run_name, experiment_name=experiment,
-                enable_caching=enable_caching,
+    # Only "off" is passed on: "on" would also cache the tasks compiled never to be cached (the release, the first
+    # and last tasks; kfp's client and Vertex turn every task on), and the compiled flags already cache the rest.
+    caching = False if enable_caching is False else None
+
+    def create(package: Path) -> Submission:
+        if caching is not None:
+            set_caching(package, caching)
+        client = connect(target)
+        with talking_to(target):
+            result = client.create_run_from_pipeline_package(
+                str(package), arguments=arguments, run_name=run_name or default_run_name(config),
+                experiment_name=experiment or config.name, namespace=target.namespace,
+                pipeline_root=config.cluster.pipeline_root, enable_caching=caching,
             )
+        return Submission(result.run_id, target.run_url(result.run_id))
 
-        if not uri:
-            result = create()
-            return Submission(result.run_id, _run_url(host, result.run_id))
-
-        from matta_core.tracking import log_params_flat, pipeline_run
-        from matta_core.tracking import tags as T
-        from pipelines.code_version import code_version
-
-        tags = {T.PIPELINE: config.name, T.CODE_VERSION: code_version()}
-        with pipeline_run(uri, config.name, run_name, tags, description=f"submitted to KFP at {host}") as parent:
-            log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
-            result = create(parent.tracking_uri, parent.run_id)
-            log_params_flat({"kfp": {"host": host, "run_id": result.run_id, "image": image}},
-                            run_id=parent.run_id)
-        return Submission(result.run_id, _run_url(host, result.run_id), parent.run_id, parent.tracking_uri)
+    return with_cluster_package(config, image, create)
 
 
-def _run_url(host: str, run_id: str) -> str:
-    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+def schedule_pipeline(
+    target: KfpTarget, *, cron: str, name: str, experiment: str, experiment_id: str | None = None,
+    config: PipelineConfig | None = None, package: Path | None = None, params: Mapping[str, Any] | None = None,
+    image: str | None = None,
+) -> str:
+    """Create a KFP recurring run on `cron` (6 fields, UTC; one run at a time, no catch-up); return its id.
+
+    With `package`, that compiled YAML is scheduled as it is; otherwise `config` is compiled for the cluster.
+    Parameters: the config's (`cluster_arguments`, when a config is given), then `params` over them; the
+    pipeline root is the config's ``cluster.pipeline_root``.
+    """
+    from matta_core.release.cron import parse_cron
+    from matta_core.release.schedule import create_schedule, recurring_run_request, resolve_experiment_id
+    from pipelines.cluster import cluster_arguments
+
+    parse_cron(cron)  # a bad cron fails before anything is compiled or contacted
+    if package is None and config is None:
+        raise ValueError("a KFP schedule needs --config (compiled here for the cluster) or --package")
+    arguments = {**(cluster_arguments(config) if config is not None else {}), **(params or {})}
+    root = config.cluster.pipeline_root if config is not None else None
+
+    def create(path: Path) -> str:
+        client = connect(target)
+        with talking_to(target):
+            exp_id = experiment_id or resolve_experiment_id(client, experiment, namespace=target.namespace)
+            request = recurring_run_request(package_path=path, experiment_id=exp_id, job_name=name, cron=cron,
+                                            params=arguments, pipeline_root=root)
+            return create_schedule(client, request)
+
+    if package is not None:
+        if not package.is_file():
+            raise FileNotFoundError(f"pipeline package {package} does not exist; compile the pipeline first")
+        return create(package)
+    assert config is not None
+    return with_cluster_package(config, image, create)

@@ -37,9 +37,17 @@ def prepare(
     metrics: MetricsOption = None, parent_run_id: ParentRunOption = "", tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Validate, deduplicate and split the data into --prepared."""
+    from matta_core.config import DataSection
+    from matta_core.data.version import DataVersionError, data_version
+
     args = _common(config, set_, parent_run_id, tracking_uri)
-    _call("prepare", data_json=args["data_json"], prepared=_dataset(prepared), **_shared(args),
-          metrics=_metrics(metrics, prepared))
+    try:  # what the pipeline's first task reads; the step records nothing of it, but takes it as its cache key
+        version = data_version(DataSection.model_validate_json(args["data_json"]))
+    except DataVersionError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    _call("prepare", data_json=args["data_json"], data_version=version, prepared=_dataset(prepared),
+          **_shared(args), metrics=_metrics(metrics, prepared))
 
 
 @component_app.command()

@@ -92,7 +92,12 @@ ImageOption = Annotated[str | None, typer.Option(
 def compile_(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the pipeline YAML.")] = Path(
         "pipeline.yaml"),
+    config: ConfigOption = None,
+    set_: SetOption = [],  # noqa: B006
     image: ImageOption = None,
+    gpu_image: Annotated[str | None, typer.Option(
+        "--gpu-image", help="With --config: the image of tasks that request an accelerator (default: "
+                            "cluster.gpu_image).")] = None,
     allow_local_image: Annotated[bool, typer.Option(
         "--allow-local-image",
         help="Skip the cluster check of the image name (registry host, immutable tag), for a YAML that only runs "
@@ -101,12 +106,36 @@ def compile_(
     """Compile the pipeline to KFP YAML and validate it strictly against the pipeline-spec schema.
 
     The YAML is for a cluster: every task's image must be one its nodes can pull and that names one build
-    (--image or $MATTA_IMAGE); an image name that is refused exits with code 2 and writes nothing.
+    (--image or $MATTA_IMAGE); an image name that is refused exits with code 2 and writes nothing. With
+    --config, the config's ``resources:`` and ``cluster:`` sections are compiled in (requests, limits,
+    accelerators, retries, timeouts, Secret and ConfigMap references) and its values become the parameters'
+    defaults; a config a cluster cannot run (local paths, no gs:// pipeline root) exits with code 2.
     """
+    from matta_core.config import ConfigError
     from matta_core.image import ImageTagError, check_image_ref, default_image_tag
     from pipelines.code_version import code_version
     from pipelines.compile import PipelineSpecError, cluster_image, compile_pipeline
+    from pipelines.preflight import PreflightError
 
+    if config is not None or set_:
+        from pipelines.cluster import compile_cluster_pipeline
+        from pipelines.cluster_preflight import cluster_warnings
+
+        try:
+            run_config = load_config(config, set_)
+            done = compile_cluster_pipeline(run_config, output, image=image, gpu_image=gpu_image)
+        except (ConfigError, PreflightError, ImageTagError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except PipelineSpecError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        for warning in cluster_warnings(run_config):
+            typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"wrote {output}: pipeline {done.spec.pipeline_info.name!r} for a cluster, image {done.image}"
+                   f"{f', GPU image {done.gpu_image}' if done.gpu_image else ''}, pipeline root "
+                   f"{run_config.cluster.pipeline_root}, code version {code_version()}; validated")
+        return
     try:
         chosen = check_image_ref(image or default_image_tag()) if allow_local_image else cluster_image(image)
     except ImageTagError as error:
@@ -123,31 +152,76 @@ def compile_(
 
 @app.command()
 def submit(
-    host: Annotated[str, typer.Option("--host", help="KFP API/UI URL, e.g. http://localhost:8080.")],
     config: ConfigOption = None,
     set_: SetOption = [],  # noqa: B006
-    experiment: Annotated[str | None, typer.Option(help="KFP experiment (default: the config's name).")] = None,
-    run_name: Annotated[str | None, typer.Option(help="KFP run name (default: <name>-<UTC time>).")] = None,
-    cache: Annotated[bool | None, typer.Option(help="Override the cluster's step caching for this run.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="kfp: a Kubeflow Pipelines cluster (--host / --kube-context); vertex: Vertex AI Pipelines (--project, "
+             "--region).")] = "kfp",
+    host: Annotated[str | None, typer.Option(
+        "--host", envvar="KF_PIPELINES_ENDPOINT",
+        help="kfp: API/UI URL, e.g. http://localhost:8080 (default: reach KFP through the kube config's "
+             "Kubernetes API).")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        help="kfp: your profile namespace on a multi-user Kubeflow.")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="KF_PIPELINES_TOKEN", help="kfp: bearer token for the API (e.g. a service-account token).")] = None,
+    kube_context: Annotated[str | None, typer.Option(
+        help="kfp, without --host: the kube config context to reach KFP through.")] = None,
+    project: Annotated[str | None, typer.Option(help="vertex: Google Cloud project.")] = None,
+    region: Annotated[str | None, typer.Option(help="vertex: Vertex AI region, e.g. europe-west4.")] = None,
+    service_account: Annotated[str | None, typer.Option(
+        help="vertex: service account the tasks run as.")] = None,
+    network: Annotated[str | None, typer.Option(
+        help="vertex: VPC to peer with, projects/NUMBER/global/networks/NAME.")] = None,
+    label: Annotated[list[str], typer.Option(
+        "--label", help="vertex: run label key=value (repeatable; lower-case letters, digits, _ and -).")] = [],  # noqa: B006
+    experiment: Annotated[str | None, typer.Option(
+        help="KFP experiment (default: the config's name), or the Vertex AI experiment to list the run under.")] = None,
+    run_name: Annotated[str | None, typer.Option(help="Run name (default: <name>-<UTC time>).")] = None,
+    cache: Annotated[bool | None, typer.Option(help="Override every task's step caching for this run.")] = None,
     image: ImageOption = None,
 ) -> None:
-    """Compile, validate and submit the pipeline to a KFP cluster with the config's values as parameters.
+    """Compile the pipeline for a cluster and start one run of it, with the config's values as parameters.
 
-    Every task runs in --image (or $MATTA_IMAGE), which must be a registry path with a version tag or a digest;
-    a refused name exits with code 2 before anything is contacted.
+    The config must be one a cluster can run (a gs:// cluster.pipeline_root, no local paths) and every task's
+    image (--image, cluster.image or $MATTA_IMAGE) a registry path with a version tag or a digest; anything refused
+    exits with code 2 before the cluster is contacted. The pipeline opens its own MLflow run on the cluster.
     """
     from matta_core.config import ConfigError
     from matta_core.image import ImageTagError
+    from pipelines.cluster_preflight import cluster_warnings
     from pipelines.preflight import PreflightError
-    from pipelines.submit import submit_pipeline
+    from pipelines.submit import KfpTarget, submit_pipeline
+    from pipelines.vertex import VertexError, submit_vertex, vertex_target
 
     run_config = load_config(config, set_)
     try:
-        done = submit_pipeline(run_config, host, experiment=experiment, run_name=run_name, enable_caching=cache,
-                               image=image)
-    except (ConfigError, PreflightError, ImageTagError) as error:
+        if backend == "kfp":
+            _refuse_options("kfp", project=project, region=region, service_account=service_account,
+                            network=network, label=label)
+            target = KfpTarget(host, namespace, token, kube_context)
+            done = submit_pipeline(run_config, target, experiment=experiment, run_name=run_name,
+                                   enable_caching=cache, image=image)
+            typer.echo(f"submitted: KFP run {done.kfp_run_id}"
+                       + (f"\n  {done.kfp_run_url}" if done.kfp_run_url else ""))
+        elif backend == "vertex":
+            # --host and --token may come from the environment (KF_PIPELINES_*): not refused here.
+            _refuse_options("vertex", namespace=namespace, kube_context=kube_context)
+            where = vertex_target(project, region, service_account=service_account, network=network, labels=label)
+            job = submit_vertex(run_config, where, run_name=run_name, experiment=experiment, enable_caching=cache,
+                                image=image)
+            typer.echo(f"submitted: Vertex AI pipeline job {job.name}\n  {job.url}")
+        else:
+            raise ValueError(f"--backend {backend!r}: choose kfp or vertex")
+    except (ConfigError, PreflightError, ImageTagError, VertexError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"submitted: KFP run {done.kfp_run_id}\n  {done.kfp_run_url}")
-    if done.mlflow_run_id:
-        typer.echo(f"MLflow: parent run {done.mlflow_run_id} in {done.tracking_uri}")
+    for warning in cluster_warnings(run_config):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _refuse_options(backend: str, **given: object) -> None:
+    """An option of the other backend is a mistake worth saying, not something to ignore silently."""
+    wrong = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} do(es) not apply to --backend {backend}")

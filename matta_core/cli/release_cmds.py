@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from matta_core.cli.app import app
-from matta_core.cli.common import parse_overrides
+from matta_core.cli.common import ConfigOption, SetOption, load_config, parse_overrides
 
 TrackingUriOption = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")]
@@ -28,15 +28,16 @@ app.add_typer(schedule_app, name="schedule")
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors a user can fix (bad version, reserved alias, held lock, bad cron) as one line and exit code 2."""
+def _user_errors(*also: type[Exception]) -> Iterator[None]:
+    """Errors a user can fix (bad version, reserved alias, held lock, bad cron; `also`) as one line and exit 2."""
     from matta_core.release.cron import CronError
     from matta_core.release.lock import LockLostError, LockTimeoutError
     from matta_core.release.registry import AliasRaceError
 
     try:
         yield
-    except (ValueError, CronError, LockTimeoutError, LockLostError, AliasRaceError, FileNotFoundError) as error:
+    except (ValueError, CronError, LockTimeoutError, LockLostError, AliasRaceError, FileNotFoundError,
+            *also) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
 
@@ -102,32 +103,90 @@ def models_list(
 def schedule(
     ctx: typer.Context,
     cron: Annotated[str | None, typer.Option("--cron", help="6-field cron, seconds first, UTC: '0 0 2 * * *'.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="KFP API endpoint (cluster schedule).")] = None,
-    package: Annotated[Path | None, typer.Option("--package", help="Compiled pipeline (pipeline.yaml).")] = None,
-    experiment: Annotated[str, typer.Option("--experiment", help="KFP experiment name (created if missing).")] = (
+    config: ConfigOption = None,
+    set_: SetOption = [],  # noqa: B006 - typer reads the default, it is never mutated
+    backend: Annotated[str, typer.Option("--backend", help="kfp (a Kubeflow Pipelines recurring run) or vertex (a "
+                                                           "Vertex AI pipeline schedule).")] = "kfp",
+    host: Annotated[str | None, typer.Option("--host", envvar="KF_PIPELINES_ENDPOINT", help="kfp: API endpoint "
+                                             "(default: through the kube config's Kubernetes API).")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="kfp: your profile namespace on a multi-user "
+                                                                      "Kubeflow.")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="KF_PIPELINES_TOKEN", help="kfp: bearer token.")] = (
+        None),
+    kube_context: Annotated[str | None, typer.Option("--kube-context", help="kfp, without --host: the kube config "
+                                                                            "context.")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="vertex: Google Cloud project.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="vertex: Vertex AI region.")] = None,
+    service_account: Annotated[str | None, typer.Option("--service-account", help="vertex: service account the "
+                                                                                  "runs' tasks run as.")] = None,
+    network: Annotated[str | None, typer.Option("--network", help="vertex: VPC to peer with.")] = None,
+    label: Annotated[list[str], typer.Option("--label", help="vertex: label key=value (repeatable).")] = [],  # noqa: B006
+    image: Annotated[str | None, typer.Option("--image", help="Every task's image (default: cluster.image, else "
+                                                              "$MATTA_IMAGE).")] = None,
+    package: Annotated[Path | None, typer.Option("--package", help="Schedule this compiled pipeline YAML instead "
+                                                                   "of compiling --config.")] = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="kfp: experiment name (created if missing).")] = (
         "matta"),
-    experiment_id: Annotated[str | None, typer.Option("--experiment-id", help="KFP experiment id (skips the "
+    experiment_id: Annotated[str | None, typer.Option("--experiment-id", help="kfp: experiment id (skips the "
                                                                               "lookup by name).")] = None,
-    name: Annotated[str, typer.Option("--name", help="Recurring run name.")] = "matta-nightly",
-    param: Annotated[list[str], typer.Option("--param", help="Pipeline parameter key=value (repeatable).")] = [],  # noqa: B006
-    local: Annotated[bool, typer.Option("--local", help="Run the schedule here instead of on KFP.")] = False,
+    name: Annotated[str, typer.Option("--name", help="Schedule name.")] = "matta-nightly",
+    param: Annotated[list[str], typer.Option("--param", help="Pipeline parameter key=value, over the config's "
+                                                             "(repeatable).")] = [],  # noqa: B006
+    local: Annotated[bool, typer.Option("--local", help="Run the schedule here instead of on a cluster.")] = False,
     command: Annotated[str | None, typer.Option("--command", help="--local: the command each tick runs, e.g. "
                                                                   "'matta run --config run.yaml'.")] = None,
     max_runs: Annotated[int | None, typer.Option("--max-runs", help="--local: stop after N runs.")] = None,
     log: Annotated[Path, typer.Option("--log", help="--local: JSONL run log.")] = Path("schedule_runs.jsonl"),
 ) -> None:
-    """Create a schedule: a KFP recurring run (--host, --package) or, with --local, a local cron loop."""
+    """Create a schedule of the pipeline compiled from --config (or --package): a KFP recurring run, a Vertex AI
+    schedule (--backend vertex), or with --local a local cron loop. At most one run at a time, no catch-up."""
     if ctx.invoked_subcommand is not None:
         return
     if cron is None:
         typer.echo("error: give --cron (6 fields, seconds first: '0 0 2 * * *'), or a subcommand: list, pause, "
                    "resume, delete", err=True)
         raise typer.Exit(2)
-    with _user_errors():
-        if local:
+    if local:
+        with _user_errors():
             _schedule_local(cron, command, max_runs, log)
+        return
+    from matta_core.image import ImageTagError
+    from pipelines.vertex import VertexError
+
+    with _user_errors(ImageTagError, VertexError):
+        _check_cron_option(cron)  # a bad cron fails before the config is read or anything compiled or contacted
+        params = parse_overrides(param)
+        if backend == "kfp":
+            from pipelines.submit import KfpTarget, schedule_pipeline
+
+            # --package alone schedules that YAML with --param only; with --config, the config's values too.
+            run_config = None if package is not None and config is None else load_config(config, set_)
+            made = schedule_pipeline(KfpTarget(host, namespace, token, kube_context), cron=cron, name=name,
+                                     experiment=experiment, experiment_id=experiment_id, config=run_config,
+                                     package=package, params=params, image=image)
+            typer.echo(f"recurring run {made} created: {name!r}, cron {cron!r} (UTC), max_concurrency=1, "
+                       "no_catchup=true")
+        elif backend == "vertex":
+            from pipelines.vertex import schedule_vertex, vertex_cron, vertex_target
+
+            vertex_expression = vertex_cron(cron)  # Vertex's own rule (whole minutes) before any other check
+            where = vertex_target(project, region, service_account=service_account, network=network, labels=label)
+            # Vertex always needs the config: its pipeline_root is where the runs write, even for --package.
+            made = schedule_vertex(where, cron=cron, name=name, config=load_config(config, set_), package=package,
+                                   params=params, image=image)
+            typer.echo(f"Vertex AI schedule {made} created: {name!r}, cron {vertex_expression!r}, "
+                       "max_concurrent_run_count=1")
         else:
-            _schedule_kfp(cron, host, package, experiment, experiment_id, name, param)
+            raise ValueError(f"--backend {backend!r}: choose kfp or vertex")
+
+
+def _check_cron_option(cron: str) -> None:
+    from matta_core.release.cron import CronError, parse_cron
+
+    try:
+        parse_cron(cron)
+    except CronError as error:
+        raise CronError(f"--cron: {error}") from None
 
 
 def _schedule_local(cron: str, command: str | None, max_runs: int | None, log: Path) -> None:
@@ -140,24 +199,6 @@ def _schedule_local(cron: str, command: str | None, max_runs: int | None, log: P
     skipped = sum(e["event"] == "skipped" for e in events)
     typer.echo(f"{len(ended)} runs ({sum(e['status'] == 'succeeded' for e in ended)} succeeded), {skipped} ticks "
                f"skipped; log: {log}")
-
-
-def _schedule_kfp(cron: str, host: str | None, package: Path | None, experiment: str, experiment_id: str | None,
-                  name: str, param: list[str]) -> None:
-    from matta_core.release.cron import parse_cron
-    from matta_core.release.schedule import create_schedule, kfp_client, recurring_run_request, resolve_experiment_id
-
-    parse_cron(cron)  # fail on a bad cron before contacting the cluster
-    if host is None or package is None:
-        raise ValueError("a KFP schedule needs --host and --package (compiled pipeline); or use --local")
-    if not package.is_file():
-        raise FileNotFoundError(f"pipeline package {package} does not exist; compile the pipeline first")
-    client = kfp_client(host)
-    exp_id = experiment_id or resolve_experiment_id(client, experiment)
-    request = recurring_run_request(package_path=package, experiment_id=exp_id, job_name=name, cron=cron,
-                                    params=parse_overrides(param))
-    typer.echo(f"recurring run {create_schedule(client, request)} created: {name!r}, cron {cron!r} (UTC), "
-               "max_concurrency=1, no_catchup=true")
 
 
 def _on_cluster(host: str, action: Callable[[Any], Any]) -> Any:

@@ -29,15 +29,8 @@ from matta_core.lm.losses import lm_matta_loss, lm_supervised_loss, next_token_c
 from matta_core.losses import LossTerms
 from matta_core.models.decoder import DecoderConfig, DecoderWidths, NestedDecoder, sample_decoder_widths
 from matta_core.training.callbacks import Callback, ProgressBar
-from matta_core.training.checkpoint import (
-    CheckpointError,
-    latest_checkpoint,
-    load_checkpoint,
-    load_optimizer_state,
-    prune_checkpoints,
-    remove_staging_dirs,
-    save_checkpoint,
-)
+from matta_core.training.checkpoint import CheckpointError, load_optimizer_state
+from matta_core.training.checkpoint_store import CheckpointStore, open_checkpoint_store
 from matta_core.training.config import TrainConfig
 from matta_core.training.data import BatchOrder
 from matta_core.training.determinism import deterministic, resolve_device, restore_rng_state, rng_state, seed_everything
@@ -45,7 +38,16 @@ from matta_core.training.optim import SplitOptimizer, make_model_optimizer
 
 # The classifier trainer's run bookkeeping, shared so both trainers log, checkpoint and refuse foreign checkpoints
 # the same way.
-from matta_core.training.trainer import TrainResult, _as_json, _check_resumable, _diff, _LossLog, _RunState, _sample_low
+from matta_core.training.trainer import (
+    TrainResult,
+    _as_json,
+    _check_resumable,
+    _diff,
+    _latest_to_resume,
+    _resumed_state,
+    _RunState,
+    _sample_low,
+)
 
 # Marks LM checkpoints, so a classifier checkpoint directory is refused with a clear message.
 CHECKPOINT_KIND = "lm"
@@ -93,15 +95,15 @@ def train_lm(
     total_steps = config.total_steps(len(data))
     net_config = decoder_config if config.arm == "matta" else student_decoder_config(decoder_config)
     low = decoder_config.from_flat(_sample_low(config, decoder_config.width_slots()))
-    checkpoint_path = None if checkpoint_dir is None else Path(checkpoint_dir)
+    store = None if checkpoint_dir is None else open_checkpoint_store(checkpoint_dir)
 
     with deterministic(device, config.num_threads):
         sampler = seed_everything(config.seed)
         model = NestedDecoder(net_config).to(device)
         optimizer = make_model_optimizer(config.optimizer, model, config.lr, config.weight_decay)
         run = _RunState()
-        if checkpoint_path is not None:
-            run = _resume(checkpoint_path, resume, model, optimizer, sampler, decoder_config, config, optim,
+        if store is not None:
+            run = _resume(store, resume, model, optimizer, sampler, decoder_config, config, optim,
                           len(data), total_steps)
         log, start_step = run.log, run.start_step
 
@@ -111,7 +113,7 @@ def train_lm(
             hooks.insert(0, bar)
         eval_widths = _eval_widths(net_config, config.arm)
         order = BatchOrder(len(data), config.batch_size, config.seed)
-        last_checkpoint = latest_checkpoint(checkpoint_path) if checkpoint_path is not None else None
+        last_checkpoint = store.latest() if store is not None else None
         started = time.perf_counter()
         model.train()
         try:
@@ -150,7 +152,7 @@ def train_lm(
                 for hook in hooks:
                     hook.on_step_end(done, metrics)
 
-                if checkpoint_path is not None and (
+                if store is not None and (
                     (config.checkpoint_every and done % config.checkpoint_every == 0) or done == total_steps
                 ):
                     state = {
@@ -160,11 +162,10 @@ def train_lm(
                         "wall_seconds": run.wall_seconds + time.perf_counter() - started,
                         "loss_log": log.to_dict(), "validation": run.validation,
                     }
-                    last_checkpoint = save_checkpoint(checkpoint_path, done, model, optimizer, rng_state(sampler),
-                                                      state)
-                    prune_checkpoints(checkpoint_path, config.keep_checkpoints)
+                    last_checkpoint = store.save(done, model, optimizer, rng_state(sampler), state)
+                    store.prune(config.keep_checkpoints)
                     for hook in hooks:
-                        hook.on_checkpoint(done, last_checkpoint)
+                        hook.on_checkpoint(done, last_checkpoint)  # type: ignore[arg-type]  # a URI when remote
         finally:
             if bar is not None:
                 bar.close()
@@ -252,7 +253,7 @@ def _eval_widths(config: DecoderConfig, arm: str) -> dict[str, DecoderWidths]:
 
 
 def _resume(
-    directory: Path,
+    store: CheckpointStore,
     resume: bool,
     model: NestedDecoder,
     optimizer: torch.optim.Optimizer | SplitOptimizer,
@@ -263,18 +264,11 @@ def _resume(
     rows: int,
     total_steps: int,
 ) -> _RunState:
-    """Load the newest checkpoint in `directory` into the model, optimizer and generators (if there is one)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_staging_dirs(directory)
-    latest = latest_checkpoint(directory)
+    """Load the newest checkpoint in `store` into the model, optimizer and generators (if there is one)."""
+    latest = _latest_to_resume(store, resume)
     if latest is None:
         return _RunState()
-    if not resume:
-        raise CheckpointError(
-            f"{directory} already holds checkpoints (newest {latest.name}) and resume=False: resume, or give an "
-            "empty checkpoint directory"
-        )
-    ckpt = load_checkpoint(latest)
+    ckpt = store.load(latest)
     if ckpt.state.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"cannot resume from {latest}: it is not an LM training checkpoint (a classifier "
                               "run's?); give an LM run's checkpoint directory or an empty one")
@@ -285,7 +279,4 @@ def _resume(
     model.load_state_dict(ckpt.model_state, strict=True)
     load_optimizer_state(optimizer, ckpt.optimizer_tensors, ckpt.optimizer_json)
     restore_rng_state(ckpt.rng, sampler)
-    return _RunState(
-        log=_LossLog.from_dict(ckpt.state["loss_log"]), start_step=ckpt.step,
-        wall_seconds=float(ckpt.state["wall_seconds"]), validation=dict(ckpt.state.get("validation", {})),
-    )
+    return _resumed_state(ckpt, config.arm, total_steps)

@@ -28,6 +28,7 @@ from matta_core.release.bootstrap import PairedBootstrap, paired_bootstrap
 from matta_core.release.predict import correctness
 from matta_core.release.rows import EvalRows
 from matta_core.release.size_classes import SizeClass
+from matta_core.storage.artifact_uri import artifact_uri
 
 REFERENCE_CHAMPION = "champion"
 REFERENCE_BASELINE = "baseline"
@@ -120,8 +121,10 @@ class GateDecision:
             "pipeline_run_id": self.pipeline_run_id,
             "passed": self.passed,
             "candidate": self.candidate,
-            "candidate_model_dir": self.candidate_model_dir,
-            "reference": None if self.reference is None else asdict(self.reference),
+            # Pipeline-root URIs, not the pod-local paths the task read them at (`artifact_uri`).
+            "candidate_model_dir": artifact_uri(self.candidate_model_dir),
+            "reference": None if self.reference is None else {
+                **asdict(self.reference), "model_dir": artifact_uri(self.reference.model_dir)},
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "checks": [c.to_dict() for c in self.checks],
             "failed_checks": [c.name for c in self.failed_checks],

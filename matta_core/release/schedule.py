@@ -103,14 +103,15 @@ def kfp_client(host: str) -> Any:
     return kfp.Client(host=host)
 
 
-def resolve_experiment_id(client: Any, name: str, *, create: bool = True) -> str:
-    """The id of the KFP experiment `name`, created when missing (and `create`)."""
+def resolve_experiment_id(client: Any, name: str, *, create: bool = True, namespace: str | None = None) -> str:
+    """The id of the KFP experiment `name` (in the profile `namespace` on a multi-user Kubeflow), created when
+    missing (and `create`)."""
     try:
-        return str(client.get_experiment(experiment_name=name).experiment_id)
+        return str(client.get_experiment(experiment_name=name, namespace=namespace).experiment_id)
     except ValueError:  # kfp raises ValueError("No experiment is found with name ...")
         if not create:
             raise
-        return str(client.create_experiment(name).experiment_id)
+        return str(client.create_experiment(name, namespace=namespace).experiment_id)
 
 
 def create_schedule(client: Any, request: Mapping[str, Any]) -> str:

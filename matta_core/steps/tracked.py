@@ -87,10 +87,14 @@ def start_task(tracking_uri: str, parent_run_id: str, code_version: str) -> Trac
     `check_task_code_version` compares the task's `code_version` input (fixed when the pipeline was compiled)
     with the code version the container image was built from, and raises
     `matta_core.image_identity.ImageIdentityError` naming both when they differ; outside an image it does nothing.
+    Then torch's thread count is lowered to the CPUs the task may use (its pod's CPU limit, not the node's cores:
+    64 threads throttled to 2 CPUs run far slower than 2), unless ``OMP_NUM_THREADS`` says otherwise.
     """
+    from matta_core.cpu_limit import apply_cpu_limit_to_torch
     from matta_core.image_identity import check_task_code_version
 
     check_task_code_version(code_version)
+    apply_cpu_limit_to_torch()
     return Tracking(tracking_uri, parent_run_id, code_version)
 
 
@@ -198,7 +202,7 @@ def train(
     with tracking.step("train") as run_id:
         with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
             summary = train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
-                                 arm_callbacks=arm_callbacks)
+                                 arm_callbacks=arm_callbacks, code_version=tracking.code_version or None)
         metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
         baseline_dirs = list(summary["baseline_dirs"].values())
         if run_id is not None:

@@ -94,7 +94,7 @@ def train(
     with tracking.step("train") as run_id:
         with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
             summary = lm_train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
-                                    arm_callbacks=arm_callbacks)
+                                    arm_callbacks=arm_callbacks, code_version=tracking.code_version or None)
         metrics = {"train_rows": float(summary["train_rows"]), "train_tokens": float(summary["train_tokens"]),
                    **arm_metrics(summary)}
         baseline_dirs = list(summary["baseline_dirs"].values())

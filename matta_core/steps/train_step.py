@@ -2,7 +2,9 @@
 
 Outputs: `nested/` (the trained nested model: every width lives in it), `baselines/<arm>/` (standalone Student-size
 models trained with `kd` or `ce_only`), `checkpoints/<arm>/` (resume points: a rerun of a killed step continues
-from the last one) and `train_result.json`.
+from the last one) and `train_result.json`. With `train.checkpoint_dir` set, the resume points go to
+`<checkpoint_dir>/<key>/<arm>/` instead, outside the output, so a retried or preempted task resumes from them; the
+key identifies the training inputs (`matta_core.steps.checkpoint_key`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from matta_core.config import DataSection, ModelSection, TrainSection
 from matta_core.extraction import extract, extracted_config, save_extracted
 from matta_core.features import HashedNgramFeaturizer, inverse_document_frequency
 from matta_core.models.nested_io import save_nested
+from matta_core.steps.checkpoint_key import checkpoint_root
 from matta_core.steps.inputs import load_inputs
 from matta_core.steps.layout import (
     BASELINES_DIR,
@@ -40,11 +43,13 @@ def train_step(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     arm_callbacks: Callable[[str], Sequence[Callback]] | None = None,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """Train every arm and write the folder described in the module docstring; returns the train results.
 
     `callbacks` observe every arm; `arm_callbacks(arm)` is called as each arm starts and its callbacks observe
-    that arm only (one MLflow run per arm, so the arms' loss curves do not overwrite each other).
+    that arm only (one MLflow run per arm, so the arms' loss curves do not overwrite each other). `code_version`
+    (the task's) is part of the checkpoint key when `train.checkpoint_dir` is set; default: the image's record.
     """
     out = Path(storage.to_local_path(out_dir))  # checkpoints need a real filesystem (a KFP artifact path is one)
     inputs = load_inputs(prepared_dir, data)
@@ -56,6 +61,8 @@ def train_step(
     idf = inverse_document_frequency(features, config.features.num_buckets)
 
     teacher_key = _teacher_cache_key(teacher_dir)
+    checkpoints = checkpoint_root(out / CHECKPOINTS_DIR, prepared_dir, teacher_dir, model, train_section, data,
+                                  code_version)
     results: dict[str, Any] = {}
     baseline_dirs: dict[str, str] = {}
     for arm in ["matta", *train_section.baselines]:
@@ -67,7 +74,7 @@ def train_step(
             training_data,
             train_section.train_config(arm, progress=progress),
             idf=idf,
-            checkpoint_dir=out / CHECKPOINTS_DIR / arm,
+            checkpoint_dir=storage.join(checkpoints, arm),
             callbacks=hooks,
         )
         results[arm] = result.to_dict()
@@ -90,6 +97,8 @@ def train_step(
         "teacher_cache_key": teacher_key,
         # Baseline model folders relative to `out_dir`, so a pipeline can evaluate them without knowing the layout.
         "baseline_dirs": baseline_dirs,
+        # Where the arms' resume points are (`<checkpoints>/<arm>`): a URI outside `out_dir` when configured.
+        "checkpoints": checkpoints,
     }
     (out / TRAIN_RESULT).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return summary

@@ -14,6 +14,9 @@ Tag                                Meaning
                                    blocks as ``ffn:heads``: ``512:4,128:2``)
 ``matta.train.start_step``         step a training session started from (> 0 when it resumed a checkpoint)
 ``matta.train.checkpoint``         the last checkpoint published by the training step
+``matta.kfp.run_id``               the KFP (or Vertex AI) run a parent run belongs to: one parent per run
+``matta.kfp.run_name``             that run's name, as the cluster shows it
+``matta.data.version``             the input data's version (object generations / content hashes) a run read
 =================================  ==========================================================================
 
 MLflow's own tags (``mlflow.parentRunId``, ``mlflow.runName``) are set by MLflow and are not repeated here.
@@ -35,6 +38,9 @@ CODE_VERSION = "matta.code.version"
 MODEL_WIDTHS = "matta.model.widths"
 TRAIN_START_STEP = "matta.train.start_step"
 TRAIN_CHECKPOINT = "matta.train.checkpoint"
+KFP_RUN_ID = "matta.kfp.run_id"
+KFP_RUN_NAME = "matta.kfp.run_name"
+DATA_VERSION = "matta.data.version"
 
 RUN_KIND_PIPELINE = "pipeline"
 RUN_KIND_STEP = "step"
@@ -42,7 +48,7 @@ RUN_KIND_STEP = "step"
 #: Every documented tag name; ``check_tag_name`` accepts only these (plus MLflow's own, which matta never sets).
 KNOWN_TAGS = frozenset({
     RUN_KIND, PIPELINE, STEP, DATA_CONTENT_HASH, TEACHER_CACHE_KEY, TEACHER_FINGERPRINT, CODE_VERSION,
-    MODEL_WIDTHS, TRAIN_START_STEP, TRAIN_CHECKPOINT,
+    MODEL_WIDTHS, TRAIN_START_STEP, TRAIN_CHECKPOINT, KFP_RUN_ID, KFP_RUN_NAME, DATA_VERSION,
 })
 
 

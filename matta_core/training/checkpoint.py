@@ -52,7 +52,8 @@ class CheckpointError(RuntimeError):
 class Checkpoint:
     """A loaded checkpoint: tensors on CPU, `state` as written to state.json."""
 
-    path: Path
+    # A local directory, or the URI of a checkpoint read from object storage (`checkpoint_store`).
+    path: Path | str
     step: int
     model_state: dict[str, torch.Tensor]
     optimizer_tensors: dict[str, torch.Tensor]

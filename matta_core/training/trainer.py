@@ -30,15 +30,8 @@ from matta_core.models.classifier_config import ClassifierConfig
 from matta_core.models.nested_classifier import NestedClassifier
 from matta_core.nested.widths import Widths, WidthSlot, sample_widths
 from matta_core.training.callbacks import Callback, ProgressBar
-from matta_core.training.checkpoint import (
-    CheckpointError,
-    latest_checkpoint,
-    load_checkpoint,
-    load_optimizer_state,
-    prune_checkpoints,
-    remove_staging_dirs,
-    save_checkpoint,
-)
+from matta_core.training.checkpoint import Checkpoint, CheckpointError, load_optimizer_state
+from matta_core.training.checkpoint_store import CheckpointStore, open_checkpoint_store
 from matta_core.training.config import RESUMABLE_CHANGES, TrainConfig
 from matta_core.training.data import BatchOrder, TrainingBatch, TrainingData, TrainingDataError
 from matta_core.training.determinism import deterministic, resolve_device, restore_rng_state, rng_state, seed_everything
@@ -61,7 +54,8 @@ class TrainResult:
     # 0 for a fresh run; the checkpoint step this session resumed from otherwise.
     start_step: int = 0
     validation: dict[str, float] = field(default_factory=dict)
-    checkpoint: Path | None = None
+    # The last checkpoint published: a local path, or a URI when the checkpoint directory is remote.
+    checkpoint: Path | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,8 +81,9 @@ def train(
 
     For `matta` the model is the nested TA of `model_config`; for the baselines it is built from
     `model_config.sub_config(student_widths)`, so its TA is the Student. `idf` defaults to the IDF of the training
-    features. With `checkpoint_dir`, checkpoints are written every `config.checkpoint_every` steps and at the end,
-    and (with `resume=True`) a run continues from the newest one found there.
+    features. With `checkpoint_dir` (a path, or a URI such as ``gs://bucket/run/matta``: see `checkpoint_store`),
+    checkpoints are written every `config.checkpoint_every` steps and at the end, and (with `resume=True`) a run
+    continues from the newest one found there.
     """
     data.check_compatible(model_config)
     if validation is not None:
@@ -98,7 +93,7 @@ def train(
     total_steps = config.total_steps(len(data))
     net_config = model_config if config.arm == "matta" else model_config.sub_config(model_config.student_widths)
     low = _sample_low(config, model_config.width_slots())
-    checkpoint_path = None if checkpoint_dir is None else Path(checkpoint_dir)
+    store = None if checkpoint_dir is None else open_checkpoint_store(checkpoint_dir)
 
     with deterministic(device, config.num_threads):
         sampler = seed_everything(config.seed)
@@ -109,9 +104,8 @@ def train(
         model.to(device)
         optimizer = make_model_optimizer(config.optimizer, model, config.lr, config.weight_decay)
         run = _RunState()
-        if checkpoint_path is not None:
-            run = _resume(checkpoint_path, resume, model, optimizer, sampler, model_config, config, len(data),
-                          total_steps)
+        if store is not None:
+            run = _resume(store, resume, model, optimizer, sampler, model_config, config, len(data), total_steps)
         log, start_step = run.log, run.start_step
 
         hooks = list(callbacks)
@@ -120,7 +114,7 @@ def train(
             hooks.insert(0, bar)
         eval_widths = _eval_widths(net_config, config.arm)
         order = BatchOrder(len(data), config.batch_size, config.seed)
-        last_checkpoint = latest_checkpoint(checkpoint_path) if checkpoint_path is not None else None
+        last_checkpoint = store.latest() if store is not None else None
         started = time.perf_counter()
         model.train()
         try:
@@ -152,7 +146,7 @@ def train(
                 for hook in hooks:
                     hook.on_step_end(done, metrics)
 
-                if checkpoint_path is not None and (
+                if store is not None and (
                     (config.checkpoint_every and done % config.checkpoint_every == 0) or done == total_steps
                 ):
                     state = {
@@ -161,11 +155,10 @@ def train(
                         "wall_seconds": run.wall_seconds + time.perf_counter() - started,
                         "loss_log": log.to_dict(), "validation": run.validation,
                     }
-                    last_checkpoint = save_checkpoint(checkpoint_path, done, model, optimizer, rng_state(sampler),
-                                                      state)
-                    prune_checkpoints(checkpoint_path, config.keep_checkpoints)
+                    last_checkpoint = store.save(done, model, optimizer, rng_state(sampler), state)
+                    store.prune(config.keep_checkpoints)
                     for hook in hooks:
-                        hook.on_checkpoint(done, last_checkpoint)
+                        hook.on_checkpoint(done, last_checkpoint)  # type: ignore[arg-type]  # a URI when remote
         finally:
             if bar is not None:
                 bar.close()
@@ -288,7 +281,7 @@ class _RunState:
 
 
 def _resume(
-    directory: Path,
+    store: CheckpointStore,
     resume: bool,
     model: NestedClassifier,
     optimizer: torch.optim.Optimizer | SplitOptimizer,
@@ -298,22 +291,33 @@ def _resume(
     rows: int,
     total_steps: int,
 ) -> _RunState:
-    """Load the newest checkpoint in `directory` into the model, optimizer and generators (if there is one)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_staging_dirs(directory)
-    latest = latest_checkpoint(directory)
+    """Load the newest checkpoint in `store` into the model, optimizer and generators (if there is one)."""
+    latest = _latest_to_resume(store, resume)
     if latest is None:
         return _RunState()
-    if not resume:
-        raise CheckpointError(
-            f"{directory} already holds checkpoints (newest {latest.name}) and resume=False: resume, or give an "
-            "empty checkpoint directory"
-        )
-    ckpt = load_checkpoint(latest)
+    ckpt = store.load(latest)
     _check_resumable(ckpt.path, ckpt.state, model_config, config, rows, total_steps)
     model.load_state_dict(ckpt.model_state, strict=True)
     load_optimizer_state(optimizer, ckpt.optimizer_tensors, ckpt.optimizer_json)
     restore_rng_state(ckpt.rng, sampler)
+    return _resumed_state(ckpt, config.arm, total_steps)
+
+
+def _latest_to_resume(store: CheckpointStore, resume: bool) -> Path | str | None:
+    """The newest checkpoint in `store` (after clearing a killed writer's litter); refused when `resume` is off."""
+    store.prepare()
+    latest = store.latest()
+    if latest is not None and not resume:
+        raise CheckpointError(
+            f"{store.location} already holds checkpoints (newest {latest}) and resume=False: resume, or give an "
+            "empty checkpoint directory"
+        )
+    return latest
+
+
+def _resumed_state(ckpt: Checkpoint, arm: str, total_steps: int) -> _RunState:
+    """The run bookkeeping a checkpoint restores; says (on stdout, i.e. in the task's log) where the run resumed."""
+    print(f"resuming arm {arm} from checkpoint {ckpt.path} (step {ckpt.step} of {total_steps})", flush=True)
     return _RunState(
         log=_LossLog.from_dict(ckpt.state["loss_log"]), start_step=ckpt.step,
         wall_seconds=float(ckpt.state["wall_seconds"]), validation=dict(ckpt.state.get("validation", {})),
@@ -321,7 +325,7 @@ def _resume(
 
 
 def _check_resumable(
-    path: Path, state: dict[str, Any], model_config: ClassifierConfig, config: TrainConfig, rows: int, total: int
+    path: Path | str, state: dict[str, Any], model_config: ClassifierConfig, config: TrainConfig, rows: int, total: int
 ) -> None:
     """Refuse to continue a checkpoint written by a different run, naming every field that differs."""
     diffs = _diff(state["model_config"], _as_json(model_config.to_dict()), "model_config")

@@ -24,16 +24,18 @@ def test_paths_reach_containers_resolved_and_mounted(tmp_path: Path, monkeypatch
         "data": {"source": str(tmp_path / "link" / "data" / "intents.csv"), "text_column": "text",
                  "label_column": "label"},
         "cache_dir": "../cache", "output_dir": str(tmp_path / "out"), "release": {"enabled": False},
+        "train": {"checkpoint_dir": "../checkpoints"},
     })
     ready = absolute_local_paths(config)
     assert ready.data.source == str(tmp_path / "real" / "data" / "intents.csv")
     assert ready.cache_dir == str(tmp_path / "cache")
+    assert ready.train.checkpoint_dir == str(tmp_path / "checkpoints")
     environment = forwarded_environment()
     assert environment["MATTA_DATA_MIRROR"] == str(tmp_path / "mirror")
     assert "MLFLOW_TRACKING_URI" not in environment
     mounts = {str(p.path): p.writable for p in host_paths(ready, environment)}
     assert mounts == {str(tmp_path / "real" / "data"): False, str(tmp_path / "mirror"): False,
-                      str(tmp_path / "cache"): True}
+                      str(tmp_path / "cache"): True, str(tmp_path / "checkpoints"): True}
 
 
 def test_a_folder_inside_a_mounted_one_is_not_mounted_twice(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from tests.kfp.helpers import REPO_ROOT, run_cli
 runner = CliRunner()
 REGISTRY_PATH = "europe-docker.pkg.dev/proj/repo/matta"
 CLUSTER_IMAGE = f"{REGISTRY_PATH}:0.1.0"
-#: prepare, teacher, train, extract, evaluate (widths), evaluate (baselines), report, release.
-EXECUTORS = 8
+#: start-run, prepare, teacher, train, extract+evaluate (widths), evaluate (baselines), report, release, end-run.
+EXECUTORS = 9
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,21 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     spec = validate_pipeline_yaml(compiled)
     assert spec.pipeline_info.name == "matta"
     params = set(spec.root.input_definitions.parameters)
-    assert params == {"task", "data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
+    assert params == {"task", "name", "data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
                       "cache_dir", "measure_speed", "tracking_uri", "parent_run_id"}
     root_tasks = spec.root.dag.tasks
-    assert root_tasks["train-models"].dependent_tasks == ["cache-teacher-outputs", "prepare-data"]
+    # The first task opens the tracking run and reads the data's version; prepare's cache key rests on the latter.
+    assert root_tasks["prepare-data"].dependent_tasks == ["start-run"]
+    assert root_tasks["prepare-data"].inputs.parameters["data_version"].task_output_parameter.producer_task == (
+        "start-run")
+    assert set(root_tasks["end-run"].dependent_tasks) == {"release-models", "write-report", "start-run"}
+    # Side effects are never served from a cache; the steps that only compute may be.
+    loop_tasks = {name: t for c in spec.components.values() for name, t in c.dag.tasks.items()}
+    container_tasks = {n: t for n, t in {**root_tasks, **loop_tasks}.items() if not n.startswith("for-loop")}
+    never_cached = {name for name, t in container_tasks.items() if not t.caching_options.enable_cache}
+    assert never_cached == {"start-run", "release-models", "end-run"}
+    assert {"extract-and-evaluate", "evaluate-model", "prepare-data", "train-models"} <= set(container_tasks)
+    assert root_tasks["train-models"].dependent_tasks == ["cache-teacher-outputs", "prepare-data", "start-run"]
     loops = [t for name, t in root_tasks.items() if name.startswith("for-loop")]
     assert len(loops) == 2  # the widths and the baselines
     assert set(root_tasks["write-report"].dependent_tasks) >= {"for-loop-1", "for-loop-2"}

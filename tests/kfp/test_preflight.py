@@ -42,8 +42,15 @@ def test_run_refuses_bad_values_before_any_step(tmp_path: Path, case: int) -> No
         assert not out.exists()
 
 
+def _cluster_config(tmp_path: Path, **overrides: object) -> Path:
+    """A config a cluster can run: registered data, gs:// cache and pipeline root."""
+    return write_config(tmp_path / "run.yaml", {
+        "name": "matta-cluster", "cache_dir": "gs://team-bucket/cache", "output_dir": str(tmp_path / "run"),
+        "cluster": {"pipeline_root": "gs://team-bucket/root"}, **overrides})
+
+
 def test_submit_to_an_unreachable_host_says_so(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "run.yaml", small_config(tmp_path, tmp_path / "cache"))
+    config = _cluster_config(tmp_path)
     host = f"http://127.0.0.1:{closed_port()}"
     result = runner.invoke(app, ["submit", "--host", host, "--config", str(config), "--image", CLUSTER_IMAGE])
     assert result.exit_code == 2, result.output
@@ -51,12 +58,14 @@ def test_submit_to_an_unreachable_host_says_so(tmp_path: Path) -> None:
     assert "Connection refused" in result.output
 
 
-def test_submit_refuses_a_local_sqlite_store(tmp_path: Path) -> None:
+def test_submit_refuses_laptop_settings_naming_each_field(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", small_config(tmp_path, tmp_path / "cache", tracking_uri="sqlite:///x.db"))
     result = runner.invoke(app, ["submit", "--host", "http://127.0.0.1:1", "--config", str(config),
                                  "--image", CLUSTER_IMAGE])
     assert result.exit_code == 2, result.output
-    assert "cannot reach" in result.output
+    for field in ("cluster.pipeline_root", "cache_dir", "data.mirror_dir", "tracking_uri", "cluster.mlflow_secret"):
+        assert field in result.output, field
+    assert "not reachable" not in result.output  # refused before the host is tried
 
 
 @pytest.mark.parametrize(
@@ -72,9 +81,8 @@ def test_submit_refuses_an_image_a_cluster_cannot_use_before_contacting_anything
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
     monkeypatch.delenv(IMAGE_ENV, raising=False)
-    # An unreachable tracking server and host: the image is refused before either is tried.
-    config = write_config(tmp_path / "run.yaml", small_config(
-        tmp_path, tmp_path / "cache", tracking_uri=f"http://127.0.0.1:{closed_port()}"))
+    # An unreachable host: the image is refused before it is tried.
+    config = _cluster_config(tmp_path)
     result = runner.invoke(app, ["submit", "--host", f"http://127.0.0.1:{closed_port()}", "--config", str(config),
                                  *args])
     assert result.exit_code == 2, result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kfp import local
 
-from components import COMPONENTS, prepare_data
+from components import PIPELINE_COMPONENTS, prepare_data
 from matta_core.config import DataSection
 from matta_core.image_identity import IMAGE_INFO_ENV
 from tests.mirror import MIRROR_DIR
@@ -19,26 +19,29 @@ PIPELINE_VERSION = "0.1.0+src.aaaaaaaaaaaaaaaa"
 IMAGE_VERSION = "0.1.0+src.bbbbbbbbbbbbbbbb"
 
 
-@pytest.mark.parametrize("name", sorted(COMPONENTS))
+@pytest.mark.parametrize("name", sorted(PIPELINE_COMPONENTS))
 def test_every_component_checks_its_image_before_any_work(name: str) -> None:
     """The body KFP ships to the step's process starts with `tracked.start_task(...)`, right after its imports."""
-    source = textwrap.dedent(inspect.getsource(COMPONENTS[name].python_func))
+    source = textwrap.dedent(inspect.getsource(PIPELINE_COMPONENTS[name].python_func))
     [function] = ast.parse(source).body
     assert isinstance(function, ast.FunctionDef)
     body = [s for s in function.body if not isinstance(s, ast.Import | ast.ImportFrom)]
     if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
     first = body[0]
-    assert isinstance(first, ast.Assign) and isinstance(first.value, ast.Call), ast.unparse(first)
+    assert isinstance(first, ast.Assign | ast.Expr) and isinstance(first.value, ast.Call), ast.unparse(first)
     assert ast.unparse(first.value.func) == "tracked.start_task", ast.unparse(first)
-    assert [ast.unparse(a) for a in first.value.args] == ["tracking_uri", "parent_run_id", "code_version"]
+    args = [ast.unparse(a) for a in first.value.args]
+    assert args[0] == "tracking_uri" and args[2] == "code_version", ast.unparse(first)
+    # The first and last tasks open / end the parent run themselves; every other step attaches to it.
+    assert args[1] == ("parent_run_id" if name != "end_run" else "''"), ast.unparse(first)
 
 
 def _run_prepare(tmp_path: Path, code_version: str) -> Path:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     data_json = DataSection(mirror_dir=str(MIRROR_DIR), limit_train_rows=200, limit_test_rows=100).model_dump_json()
-    task = prepare_data(task="classification", data_json=data_json, code_version=code_version, tracking_uri="",
-                        parent_run_id="")
+    task = prepare_data(task="classification", data_json=data_json, data_version="v", code_version=code_version,
+                        tracking_uri="", parent_run_id="")
     return Path(task.outputs["prepared"].path)
 
 

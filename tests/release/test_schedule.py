@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from matta_core.cli import app
 from matta_core.release.cron import CronError, parse_cron
 from matta_core.release.local_scheduler import no_overlap, run_schedule
 from matta_core.release.schedule import recurring_run_body, recurring_run_request
+from tests.json_stub import JsonStubHandler
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +73,11 @@ def test_recurring_run_request_is_the_create_recurring_run_kwargs(package: Path)
     assert body["runtime_config"]["parameters"] == {"config_uri": "gs://b/run.yaml"}
 
 
-class StubKfp(BaseHTTPRequestHandler):
+class StubKfp(JsonStubHandler):
     """The few KFP v2beta1 endpoints the schedule commands call; records every request."""
 
     calls: ClassVar[list[tuple[str, str, Any]]] = []
     created: ClassVar[dict[str, Any]] = {}
-
-    def _reply(self, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self.calls.append(("GET", self.path, None))
@@ -193,3 +186,45 @@ def test_cli_local_schedule_runs_a_command(tmp_path: Path) -> None:
                                       "--command", f"{sys.executable} -c pass", "--log", str(log)])
     assert result.exit_code == 0, result.output
     assert "1 runs (1 succeeded)" in result.output and len(log.read_text().splitlines()) == 2
+
+
+def test_cli_compiles_the_config_and_schedules_it_with_its_pipeline_root(tmp_path: Path, stub_kfp: str) -> None:
+    """`matta schedule --config run.yaml --cron ... --host ...`: no --package; the config is compiled for the
+    cluster, its values are the parameters and its pipeline root the recurring run's."""
+    import yaml
+
+    from matta_core.config import PipelineConfig
+    from pipelines.cluster import cluster_arguments
+
+    root = "gs://matta-bucket/pipeline-root"
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "matta-nightly", "cache_dir": "gs://matta-bucket/cache",
+        "cluster": {"pipeline_root": root, "image": "europe-docker.pkg.dev/proj/repo/matta:0.1.0"}}))
+    result = CliRunner().invoke(app, ["schedule", "--config", str(config), "--cron", "0 0 2 * * *", "--host", stub_kfp,
+                                      "--namespace", "team-a", "--param", "measure_speed=false"])
+    assert result.exit_code == 0, result.output
+    [body] = [body for method, path, body in StubKfp.calls if (method, path) == ("POST", "/apis/v2beta1/recurringruns")]
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 2 * * *"}}
+    assert body["max_concurrency"] == 1 and body["no_catchup"] is True and body["mode"] == "ENABLE"
+    assert body["display_name"] == "matta-nightly" and body["experiment_id"] == "exp-7"
+    assert body["runtime_config"]["pipeline_root"] == root
+    expected = json.loads(json.dumps({**cluster_arguments(PipelineConfig.load(config)), "measure_speed": False}))
+    assert body["runtime_config"]["parameters"] == expected
+    assert body["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "matta"
+    lookups = [path for method, path, _ in StubKfp.calls if method == "GET" and "/experiments" in path]
+    assert lookups and all("namespace=team-a" in path for path in lookups)
+
+
+@pytest.mark.parametrize("backend", ["kfp", "vertex"])
+def test_cli_names_cron_when_it_has_the_wrong_number_of_fields(tmp_path: Path, backend: str) -> None:
+    result = CliRunner().invoke(app, ["schedule", "--backend", backend, "--cron", "0 0 2 * * * 2026",
+                                      "--host", "http://127.0.0.1:9", "--project", "p", "--region", "r"])
+    assert result.exit_code == 2 and "--cron" in result.output and "7 fields" in result.output, result.output
+
+
+def test_cli_refuses_a_config_a_cluster_cannot_run_before_contacting_it(tmp_path: Path, stub_kfp: str) -> None:
+    result = CliRunner().invoke(app, ["schedule", "--cron", "0 0 2 * * *", "--host", stub_kfp,
+                                      "--set", "name=laptop"])
+    assert result.exit_code == 2 and "cluster.pipeline_root" in result.output
+    assert StubKfp.calls == []

@@ -2,7 +2,8 @@
 
 Outputs (the classifier's layout, `matta_core.steps.train_step`): `nested/` (the trained nested decoder: every
 width lives in it), `baselines/<arm>/` (standalone Student-size decoders trained with `kd` or `ce_only`),
-`checkpoints/<arm>/` (resume points) and `train_result.json`. The decoder's vocabulary is the Teacher's, and its
+`checkpoints/<arm>/` (resume points; with `train.checkpoint_dir` set, `<checkpoint_dir>/<key>/<arm>/` instead, as in
+`matta_core.steps.checkpoint_key`) and `train_result.json`. The decoder's vocabulary is the Teacher's, and its
 context length the Teacher's max_length unless the model section sets n_positions.
 """
 
@@ -18,6 +19,7 @@ from matta_core import storage
 from matta_core.config import DataSection, DecoderSection, TrainSection
 from matta_core.lm import LMTrainingData, train_lm
 from matta_core.models.decoder import extract_decoder, save_nested_decoder
+from matta_core.steps.checkpoint_key import checkpoint_root
 from matta_core.steps.layout import BASELINES_DIR, CHECKPOINTS_DIR, METRICS_LOG, NESTED_DIR, TEACHER_INFO, TRAIN_RESULT
 from matta_core.steps.lm.inputs import load_lm_inputs
 from matta_core.steps.lm.names import decoder_width_name
@@ -35,11 +37,13 @@ def lm_train_step(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     arm_callbacks: Callable[[str], Sequence[Callback]] | None = None,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """Train every arm and write the folder described in the module docstring; returns the train results.
 
     `callbacks` observe every arm; `arm_callbacks(arm)` is called as each arm starts and its callbacks observe
     that arm only. The row limits of `data` were applied by the Teacher step, whose outputs are the training data.
+    `code_version` (the task's) is part of the checkpoint key when `train.checkpoint_dir` is set.
     """
     out = Path(storage.to_local_path(out_dir))  # checkpoints need a real filesystem (a KFP artifact path is one)
     info = json.loads(storage.read_text(storage.join(teacher_dir, TEACHER_INFO)))
@@ -61,6 +65,8 @@ def lm_train_step(
         "tokenizer": _tokenizer_spec(info),
     }
 
+    checkpoints = checkpoint_root(out / CHECKPOINTS_DIR, prepared_dir, teacher_dir, model, train_section, data,
+                                  code_version)
     results: dict[str, Any] = {}
     baseline_dirs: dict[str, str] = {}
     for arm in ["matta", *train_section.baselines]:
@@ -71,7 +77,7 @@ def lm_train_step(
             config,
             train_data,
             train_section.train_config(arm, progress=progress),
-            checkpoint_dir=out / CHECKPOINTS_DIR / arm,
+            checkpoint_dir=storage.join(checkpoints, arm),
             callbacks=hooks,
             validation=validation,
         )
@@ -96,6 +102,8 @@ def lm_train_step(
         **lineage,
         # Baseline model folders relative to `out_dir`, so a pipeline can evaluate them without knowing the layout.
         "baseline_dirs": baseline_dirs,
+        # Where the arms' resume points are (`<checkpoints>/<arm>`): a URI outside `out_dir` when configured.
+        "checkpoints": checkpoints,
     }
     (out / TRAIN_RESULT).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return summary

@@ -1,0 +1,82 @@
+"""The MLflow parent run of a cluster pipeline run, opened by the pipeline itself and keyed on the KFP run.
+
+A recurring run on KFP or Vertex AI has no submitter machine to open its parent run: its first task does, with
+`open_parent_run`. The run is found by its ``matta.kfp.run_id`` tag before one is created, so a retried first
+task attaches to the parent it opened before instead of opening a second one; every other task attaches to that
+parent by id, and the release step's idempotency key (the parent run id) is therefore one per KFP run. The
+pipeline's exit task ends it with `close_parent_run`, FINISHED or FAILED as the run ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from matta_core.tracking import tags as T
+from matta_core.tracking.runs import _experiment_id, _stringify, log_params_flat
+from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
+
+#: KFP task states (``PipelineTaskFinalStatus.state``) that end the parent run FINISHED; any other ends it FAILED.
+SUCCEEDED_STATES = frozenset({"SUCCEEDED", "COMPLETE", "Succeeded"})
+
+
+def find_parent_run(tracking_uri: str, experiment: str, kfp_run_id: str) -> str | None:
+    """The id of the parent run of KFP run `kfp_run_id` in `experiment`, or None."""
+    client = mlflow.MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{T.KFP_RUN_ID}` = '{kfp_run_id}' and tags.`{T.RUN_KIND}` = '{T.RUN_KIND_PIPELINE}'",
+        max_results=2,
+    )
+    # Oldest first if a race ever made two: every task then agrees on the same one.
+    return str(sorted(runs, key=lambda r: r.info.start_time)[0].info.run_id) if runs else None
+
+
+def open_parent_run(
+    tracking_uri: str | None,
+    experiment: str,
+    kfp_run_id: str,
+    *,
+    kfp_run_name: str = "",
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """The parent run of KFP run `kfp_run_id`: found if a previous attempt opened it, else created (RUNNING).
+
+    `tracking_uri` None/empty reads ``MLFLOW_TRACKING_URI`` (on a cluster, from the MLflow Secret). `params`
+    (the run's config) are logged once, on creation.
+    """
+    if not kfp_run_id:
+        raise ValueError("kfp_run_id is empty: the pipeline passes dsl.PIPELINE_JOB_ID_PLACEHOLDER")
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    existing = find_parent_run(uri, experiment, kfp_run_id)
+    if existing is not None:
+        return existing
+    client = mlflow.MlflowClient(uri)
+    run_tags = {**_stringify(tags or {}), T.RUN_KIND: T.RUN_KIND_PIPELINE, T.KFP_RUN_ID: kfp_run_id,
+                T.KFP_RUN_NAME: kfp_run_name or kfp_run_id}
+    run = client.create_run(_experiment_id(experiment, uri), tags=run_tags, run_name=kfp_run_name or None)
+    run_id = str(run.info.run_id)
+    if params:
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:
+            log_params_flat(params, run_id=run_id)
+        finally:
+            mlflow.set_tracking_uri(previous)
+    return run_id
+
+
+def close_parent_run(tracking_uri: str | None, run_id: str, state: str) -> str:
+    """End the parent run `run_id` as the pipeline ended (`state`, a KFP task state); return the MLflow status."""
+    uri = resolve_tracking_uri(tracking_uri)
+    status = RunStatus.FINISHED if state in SUCCEEDED_STATES else RunStatus.FAILED
+    mlflow.MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
+    return RunStatus.to_string(status)
