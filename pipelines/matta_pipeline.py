@@ -1,24 +1,30 @@
-"""The MatTA pipeline: prepare -> Teacher cache -> train (TA+Student, baselines) -> per width: extract, evaluate
--> evaluate the baselines -> report, and release (gate, register @challenger, A/B handoff).
+"""The MatTA pipeline: open the run -> prepare -> Teacher cache -> train (TA+Student, baselines) -> per width:
+extract and evaluate -> evaluate the baselines -> report, and release (gate, register @challenger, A/B handoff)
+-> end the run.
 
 ::
 
-    prepare_data ─► cache_teacher_outputs ─► train_models ─┬─► ParallelFor(widths): extract_width ─► evaluate_model ─┐
-                                                           └─► ParallelFor(baselines): evaluate_model ───────────────┤
+    start_run ─► prepare_data ─► cache_teacher_outputs ─► train_models ─┬─► ParallelFor(widths): extract_and_evaluate ─┐
+      (parent_run_id, data_version)                                    └─► ParallelFor(baselines): evaluate_model ─────┤
                                        (teacher) ────────────────────────────────────────────► write_report ◄─ Collected
                    (prepared, teacher, trained, width models) ──────────────────────────► release_models ◄─ Collected
+                                                                         (report, release) ─► end_run
 
-Parameters (each settable on a cluster run): ``task`` (``classification`` or ``causal_lm``: the model family;
-every step receives it and dispatches on it, so one DAG and one set of components serve both), the config
+Parameters (each settable on a cluster run; `build_pipeline(..., defaults=config)` compiles a config's values in
+as their defaults): ``task`` (``classification`` or ``causal_lm``: the model family; every step receives it and
+dispatches on it, so one DAG and one set of components serve both), ``name`` (the MLflow experiment), the config
 sections as JSON (``data_json``, ``teacher_json``, ``model_json``, ``train_json``, ``release_json``: the
 `PipelineConfig` sections, validated again by each step), ``widths`` (the widths to extract: per-layer ints, or one
 [ffn_width, n_heads] pair per block for ``causal_lm``), ``cache_dir``, ``measure_speed``, and the MLflow
-``tracking_uri`` + ``parent_run_id`` (empty = no tracking; the release step then registers nothing and says so).
-The MLflow parent run id is also the release's ``pipeline_run_id``, the idempotency key of registration: a retried
-release task registers nothing new. Sections rather than one config document: a step receives only the sections it
-reads, so changing, say, ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged. The evaluations
-also read the Teacher's folder: a causal LM is scored on the token ids the Teacher read.
-`pipeline_arguments` turns a validated `PipelineConfig` into these parameters.
+``tracking_uri`` + ``parent_run_id``. Both empty on a cluster: ``start_run`` then opens (or, retried, finds) the
+parent run of this KFP run in the store the MLflow Secret names, and every other task takes its id as a task
+output; no store at all = no tracking (the release step then registers nothing and says so). The parent run id is
+also the release's ``pipeline_run_id``, the idempotency key of registration: a retried release task registers
+nothing new. ``start_run`` also reads the data's version, which ``prepare_data`` takes as its cache key. Sections
+rather than one config document: a step receives only the sections it reads, so changing, say, ``train.lr`` leaves
+the prepare and Teacher steps' cache keys unchanged. The evaluations also read the Teacher's folder: a causal LM is
+scored on the token ids the Teacher read. `pipeline_arguments` turns a validated `PipelineConfig` into these
+parameters; `pipelines.task_settings` applies a cluster's per-task settings as the tasks are built.
 """
 
 # No `from __future__ import annotations` here: KFP reads the pipeline function's annotation objects.

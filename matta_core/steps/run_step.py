@@ -1,7 +1,7 @@
 """The pipeline's first and last tasks: open the MLflow parent run (and read the data's version), then end it.
 
 A local run (`matta run`) opens its parent run before the pipeline starts and passes its id in: then the first
-task only reads the data version and the exit task leaves the run to the local runner. A cluster run (`matta
+task only reads the data version and the last task leaves the run to the local runner. A cluster run (`matta
 submit`, a recurring run on KFP, a Vertex AI schedule) passes none: the first task opens the parent run in the
 store named by ``MLFLOW_TRACKING_URI`` (the MLflow Secret's key), keyed on the KFP run id so that a retry finds
 it (`matta_core.tracking.kfp_parent`), and the last task ends it FINISHED. No URI anywhere: the run is

@@ -4,7 +4,7 @@ A recurring run on KFP or Vertex AI has no submitter machine to open its parent 
 `open_parent_run`. The run is found by its ``matta.kfp.run_id`` tag before one is created, so a retried first
 task attaches to the parent it opened before instead of opening a second one; every other task attaches to that
 parent by id, and the release step's idempotency key (the parent run id) is therefore one per KFP run. The
-pipeline's exit task ends it with `close_parent_run`, FINISHED or FAILED as the run ended.
+pipeline's last task ends it with `close_parent_run` (FINISHED; a run that fails before it leaves it RUNNING).
 """
 
 from __future__ import annotations
