@@ -97,7 +97,7 @@ def with_cluster_package(config: PipelineConfig, image: str | None, use: Callabl
 
 def set_caching(package: Path, enabled: bool) -> None:
     """Turn caching on or off for every task of a compiled package, nested DAGs included: kfp's client overrides
-    only the root DAG's tasks, and most of ours run inside the exit handler's DAG."""
+    only the root DAG's tasks, and the per-width tasks run inside the loops' DAGs."""
     import yaml
 
     docs = list(yaml.safe_load_all(package.read_text()))

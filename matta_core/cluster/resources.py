@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from matta_core.cluster.settings import DNS_SUBDOMAIN
+
 #: The pipeline's steps that run as tasks, in DAG order (``evaluate`` covers the per-width extract+evaluate task
 #: and the baselines' evaluations; ``tracking`` is the first task, which opens the MLflow parent run).
 STEPS: tuple[str, ...] = ("tracking", "prepare", "teacher", "train", "evaluate", "report", "release")
@@ -30,7 +32,6 @@ _SUFFIX = {
 }
 # A label key or value, as Kubernetes allows them (prefix/name for keys; values may be empty).
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def parse_quantity(text: str) -> Decimal:
@@ -45,7 +46,7 @@ def check_label_key(key: str) -> str:
     """`key` if Kubernetes accepts it as a label key (``[prefix/]name``), else ValueError."""
     prefix, _, name = key.rpartition("/")
     if not name or len(name) > 63 or not _LABEL_NAME.match(name) or (
-        prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))
+        prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix))
     ):
         raise ValueError(f"{key!r} is not a valid Kubernetes label key ([dns-prefix/]name, name of at most 63 "
                          "letters, digits, '-', '_' or '.')")

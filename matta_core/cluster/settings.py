@@ -27,13 +27,13 @@ SETTINGS_CONFIG_MAP_KEYS: tuple[str, ...] = (
     "GOOGLE_CLOUD_PROJECT", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MATTA_DATA_MIRROR",
 )
-# RFC 1123 DNS subdomain: what Kubernetes allows as a Secret or ConfigMap name.
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+#: RFC 1123 DNS subdomain: what Kubernetes allows as a Secret or ConfigMap name, and as a label key's prefix.
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def check_kubernetes_name(name: str) -> str:
     """`name` if Kubernetes accepts it as a Secret / ConfigMap / ServiceAccount name, else ValueError."""
-    if not _DNS_SUBDOMAIN.match(name) or ".." in name:
+    if not DNS_SUBDOMAIN.match(name) or ".." in name:
         raise ValueError(f"{name!r} is not a valid Kubernetes object name (lower-case letters, digits, '-' and "
                          "'.', starting and ending with a letter or digit, at most 253 characters)")
     return name

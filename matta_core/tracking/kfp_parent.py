@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from matta_core.tracking import tags as T
-from matta_core.tracking.runs import _experiment_id, _stringify, log_params_flat
+from matta_core.tracking.runs import _experiment_id, _stringify, _using_tracking_uri, log_params_flat
 from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
 
 #: KFP task states (``PipelineTaskFinalStatus.state``) that end the parent run FINISHED; any other ends it FAILED.
@@ -65,12 +65,8 @@ def open_parent_run(
     run = client.create_run(_experiment_id(experiment, uri), tags=run_tags, run_name=kfp_run_name or None)
     run_id = str(run.info.run_id)
     if params:
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        try:
+        with _using_tracking_uri(uri):
             log_params_flat(params, run_id=run_id)
-        finally:
-            mlflow.set_tracking_uri(previous)
     return run_id
 
 

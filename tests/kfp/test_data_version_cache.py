@@ -8,7 +8,6 @@ version every time. Plus the versions themselves: a local file's content hash, a
 
 # No `from __future__ import annotations`: KFP reads the test pipeline's annotation objects.
 import csv
-import os
 import uuid
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from pipelines.code_version import code_version
 from pipelines.kfp_local_loops import loop_inputs_kept
 from pipelines.task_settings import PipelineSettings, apply_settings
 from tests.gcs_emulator import gcs_emulator  # noqa: F401  (registers the session fixture)
+from tests.mirror import BANKING77_DIR
 
 
 def _write_rows(path: Path, start: int, count: int = 120) -> None:
-    source = Path(os.environ.get("MATTA_DATA_MIRROR", "../shared/data")) / "banking77" / "train.csv"
-    with source.open(newline="") as f:
+    with (BANKING77_DIR / "train.csv").open(newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1 + start:1 + start + count]
     with path.open("w", newline="") as f:
