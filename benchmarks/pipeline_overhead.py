@@ -43,19 +43,20 @@ sys.path.insert(0, str(REPO_ROOT))  # `pipelines` and `components` live in the c
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 DEFAULT_MIRROR = Path(os.environ.get("MATTA_DATA_MIRROR") or REPO_ROOT.parent / "shared" / "data")
-GOAL_RATIO = 1.10
+#: kfp.local / plain goal per config: the small test config's, and the default run's (issue "cluster reality").
+GOAL_RATIO = {"small": 1.10, "full": 1.25}
 VARIANTS = ("plain", "kfp_local", "kfp_local_tracked")
 #: kfp task (component) name -> the step name `run_local` times it under.
 STEP_OF_TASK = {
     "prepare-data": "prepare",
     "cache-teacher-outputs": "teacher",
     "train-models": "train",
-    "extract-width": "extract",
-    "evaluate-model": "evaluate",
-    "evaluate-model-2": "evaluate",
+    "extract-and-evaluate": "extract+evaluate",
     "write-report": "report",
     "release-models": "release",
 }
+#: `run_local`'s step timers folded into the pipeline's task kinds (one task extracts and evaluates every model).
+PLAIN_STEP = {"extract": "extract+evaluate", "evaluate": "extract+evaluate"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status")
@@ -138,7 +139,10 @@ def run_variant(variant: str, work: Path, mirror: Path, name: str, log: Any, siz
 
         started = time.perf_counter()
         run = run_local(config, progress=False)
-        return {"seconds": time.perf_counter() - started, "steps": dict(run.seconds), "tasks": {}}
+        steps: dict[str, float] = defaultdict(float)
+        for step, step_seconds in run.seconds.items():
+            steps[PLAIN_STEP.get(step, step)] += step_seconds
+        return {"seconds": time.perf_counter() - started, "steps": dict(steps), "tasks": {}}
 
     from pipelines.local_runner import run_pipeline
 
@@ -166,6 +170,16 @@ def step_process_import_seconds(repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", code], check=True)
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def train_loop_seconds(run_dir: Path) -> float | None:
+    """The training loops' own wall time in a run (every arm's ``wall_seconds`` in train_result.json): the same
+    work in both variants, so a difference in it is the shared machine's noise, not orchestration."""
+    found = sorted(run_dir.rglob("train_result.json"))
+    if not found:
+        return None
+    arms = json.loads(found[0].read_text())["arms"]
+    return round(sum(float(arm["wall_seconds"]) for arm in arms.values()), 3)
 
 
 def per_step_overheads(runs: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str, Any]:
@@ -213,6 +227,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
+def _ratio_without_loop_noise(results: dict[str, list[dict[str, Any]]]) -> float | None:
+    loops = [r["train_loop_seconds"] for v in ("plain", "kfp_local") for r in results[v]]
+    if any(loop is None for loop in loops):
+        return None
+    common = statistics.median(loops)
+
+    def adjusted(variant: str) -> float:
+        return statistics.median(r["seconds"] - r["train_loop_seconds"] + common for r in results[variant])
+
+    return round(adjusted("kfp_local") / adjusted("plain"), 3)
+
+
 def say(text: str) -> None:
     """Print to the real stdout: kfp.local patches `print` while tasks run (and two tasks at once can leak it)."""
     sys.__stdout__.write(text + "\n")
@@ -230,12 +256,14 @@ def _benchmark(args: argparse.Namespace, work: Path, log: Any) -> dict[str, Any]
         order_log.append(order)
         for variant in order:
             record = run_variant(variant, work, args.mirror_dir, f"r{round_index}-{variant}", log, args.config)
+            record["train_loop_seconds"] = train_loop_seconds(work / f"r{round_index}-{variant}")
             results[variant].append(record)
             say(f"round {round_index + 1}/{args.rounds} {variant:>18}: {record['seconds']:6.1f} s")
             shutil.rmtree(work / f"r{round_index}-{variant}", ignore_errors=True)
 
     medians = {v: statistics.median(r["seconds"] for r in results[v]) for v in args.variants}
     ratio = medians["kfp_local"] / medians["plain"]
+    goal = GOAL_RATIO[args.config]
     report: dict[str, Any] = {
         "benchmark": "pipeline_overhead",
         "command": "python benchmarks/pipeline_overhead.py " + " ".join(args.argv),
@@ -254,11 +282,15 @@ def _benchmark(args: argparse.Namespace, work: Path, log: Any) -> dict[str, Any]
         "plain_seconds": round(medians["plain"], 3),
         "kfp_local_seconds": round(medians["kfp_local"], 3),
         "kfp_local_over_plain_ratio": round(ratio, 3),
-        "goal": {"kfp_local_over_plain_ratio_max": GOAL_RATIO, "met": ratio <= GOAL_RATIO},
+        "goal": {"kfp_local_over_plain_ratio_max": goal, "met": ratio <= goal},
         # If the orchestration cost stays the same absolute number of seconds (it does not depend on data size or
         # training budget), the plain run must take at least this long for the ratio to meet the goal.
-        "plain_seconds_needed_for_goal": round((medians["kfp_local"] - medians["plain"]) / (GOAL_RATIO - 1), 1),
+        "plain_seconds_needed_for_goal": round((medians["kfp_local"] - medians["plain"]) / (goal - 1), 1),
         "per_step": {v: per_step_overheads(results[v], results["plain"]) for v in args.variants if v != "plain"},
+        # The training loops alone, per run: their spread is the machine's noise (identical work in both variants).
+        "train_loop_seconds": {v: [r["train_loop_seconds"] for r in results[v]] for v in args.variants},
+        # The ratio with each run's training loop time replaced by the median over all runs: orchestration alone.
+        "kfp_local_over_plain_ratio_loop_noise_removed": _ratio_without_loop_noise(results),
         "step_process_import_seconds": round(step_process_import_seconds(), 3),
         "notes": (
             "kfp.local runs each step in a fresh Python process (as a cluster runs each in a pod), at most 2 at "
@@ -274,8 +306,11 @@ def _benchmark(args: argparse.Namespace, work: Path, log: Any) -> dict[str, Any]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / ("pipeline_overhead.json" if args.config == "small" else f"pipeline_overhead_{args.config}.json")
     path.write_text(json.dumps(report, indent=2) + "\n")
-    say(f"\nkfp_local_over_plain_ratio = {ratio:.2f} (goal <= {GOAL_RATIO}; plain {medians['plain']:.1f} s, "
+    say(f"\nkfp_local_over_plain_ratio = {ratio:.2f} (goal <= {goal}; plain {medians['plain']:.1f} s, "
         f"kfp.local {medians['kfp_local']:.1f} s)")
+    if report["kfp_local_over_plain_ratio_loop_noise_removed"] is not None:
+        say(f"  with every run's training loop set to the median loop time (the machine's noise removed): "
+            f"{report['kfp_local_over_plain_ratio_loop_noise_removed']:.2f}")
     if "kfp_local_tracked_over_plain_ratio" in report:
         say(f"kfp_local_tracked_over_plain_ratio = {report['kfp_local_tracked_over_plain_ratio']:.2f} "
             f"(kfp.local + MLflow {medians['kfp_local_tracked']:.1f} s)")

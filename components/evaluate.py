@@ -18,6 +18,7 @@ def evaluate_model(
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     evaluation: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
@@ -31,7 +32,7 @@ def evaluate_model(
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
     model_dir = os.path.join(model.path, model_subdir) if model_subdir else model.path
     step_metrics = tracked.evaluate(model_dir, prepared.path, evaluation.path, data, measure_speed, tracking, task,

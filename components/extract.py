@@ -16,6 +16,7 @@ def extract_width(
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
@@ -26,7 +27,7 @@ def extract_width(
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
     tracked.publish_metrics(metrics, tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking,
                                                       task))

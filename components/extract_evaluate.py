@@ -1,9 +1,6 @@
-"""Component: cut one width out of the nested model and evaluate it, in one task (steps 4 and 5).
-
-One task, not two: on a cluster each task pays a pod start (10-60 s) and every task pays the imports (~3.4 s
-here), while the extracted model is small and the evaluation reads it at once. ``extract_width`` and
-``evaluate_model`` stay separate components for ``matta component`` and for evaluating the baselines.
-"""
+"""Component: cut every width out of the nested model and evaluate it, and evaluate the baselines, in one task
+(steps 4 and 5; why one task: `matta_core.steps.evaluate_all`). ``extract_width`` and ``evaluate_model`` stay
+separate components for ``matta component``."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
@@ -17,24 +14,28 @@ def extract_and_evaluate(
     prepared: Input[Dataset],
     teacher: Input[Dataset],
     widths: list,
+    baseline_dirs: list,
     task: str,
     data_json: str,
     measure_speed: bool,
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
-    model: Output[Model],
-    evaluation: Output[Dataset],
+    experiment: str,
+    models: Output[Model],
+    evaluations: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
-    """Write the standalone model for `widths` to `model` (parity-checked) and its evaluation.json to
-    `evaluation`; `widths` as for ``extract_width``."""
+    """Write each width's standalone model (parity-checked) to a numbered sub-folder of `models`, and every
+    model's evaluation.json (the widths', then the baselines' in `baseline_dirs` of `trained`) to one of
+    `evaluations`. `widths`: one entry per model, as for ``extract_width``."""
     from matta_core.config import DataSection
     from matta_core.steps import tracked
+    from matta_core.steps.evaluate_all import extract_and_evaluate_all
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
-    extracted = tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking, task)
-    evaluated = tracked.evaluate(model.path, prepared.path, evaluation.path, data, measure_speed, tracking, task,
-                                 teacher_dir=teacher.path)
-    tracked.publish_metrics(metrics, {**extracted, **evaluated})
+    step_metrics = extract_and_evaluate_all(
+        trained.path, widths, baseline_dirs, prepared.path, teacher.path, data, measure_speed, models.path,
+        evaluations.path, tracking, task)
+    tracked.publish_metrics(metrics, step_metrics)

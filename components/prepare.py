@@ -14,6 +14,7 @@ def prepare_data(
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     prepared: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
@@ -25,6 +26,6 @@ def prepare_data(
     from matta_core.config import DataSection
     from matta_core.steps import tracked
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
     tracked.publish_metrics(metrics, tracked.prepare(data, prepared.path, tracking, task))

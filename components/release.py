@@ -9,9 +9,8 @@ from matta_core.image import default_image_tag
 
 @dsl.component(base_image=default_image_tag(), install_kfp_package=False)
 def release_models(
-    width_evaluations: Input[list[Dataset]],
-    baseline_evaluations: Input[list[Dataset]],
-    width_models: Input[list[Model]],
+    evaluations: Input[Dataset],
+    width_models: Input[Model],
     trained: Input[Model],
     teacher: Input[Dataset],
     prepared: Input[Dataset],
@@ -31,12 +30,13 @@ def release_models(
     classifier's)."""
     from matta_core.config import DataSection, ReleaseSection
     from matta_core.steps import tracked
+    from matta_core.steps.evaluate_all import numbered_subdirs
 
     tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
     data = tracked.load_section(DataSection, data_json, "data")
     section = tracked.load_section(ReleaseSection, release_json, "release")
-    evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
-    step_metrics = tracked.release(evaluation_dirs, [m.path for m in width_models], trained.path, teacher.path,
+    step_metrics = tracked.release(numbered_subdirs(evaluations.path), numbered_subdirs(width_models.path),
+                                   trained.path, teacher.path,
                                    prepared.path, data, section, release.path, tracking, task)
     tracked.write_release_view(release.path, gate_report.path)
     tracked.publish_metrics(metrics, step_metrics)

@@ -8,13 +8,13 @@ from matta_core.image import default_image_tag
 
 @dsl.component(base_image=default_image_tag(), install_kfp_package=False)
 def write_report(
-    width_evaluations: Input[list[Dataset]],
-    baseline_evaluations: Input[list[Dataset]],
+    evaluations: Input[Dataset],
     teacher: Input[Dataset],
     task: str,
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     report: Output[Dataset],
     report_html: Output[HTML],
     report_md: Output[Markdown],
@@ -23,9 +23,10 @@ def write_report(
     """Write the report folder (md, html, json, png) to `report`, and the HTML and Markdown views (chart inlined)
     to `report_html` / `report_md`, which the KFP UI renders."""
     from matta_core.steps import tracked
+    from matta_core.steps.evaluate_all import numbered_subdirs
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
-    evaluation_dirs = [e.path for e in [*width_evaluations, *baseline_evaluations]]
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
+    evaluation_dirs = numbered_subdirs(evaluations.path)  # the widths', then the baselines'
     result = tracked.report(evaluation_dirs, teacher.path, report.path, tracking, task)
     tracked.write_report_views(report.path, report_html.path, report_md.path)
     tracked.publish_metrics(metrics, tracked.report_metrics(result))

@@ -1,5 +1,6 @@
-"""Components: the pipeline's first task (open the MLflow parent run, read the data's version) and its last task
-(end the parent run). Never cached: both have side effects, and the data version must be read on every run."""
+"""Components: the pipeline's first task (open the MLflow parent run, read the data's version) and its exit task
+(end the parent run as the run ended). Never cached: both have side effects, and the data version must be read on
+every run. Neither sets torch's threads: they run no torch."""
 
 from typing import NamedTuple
 
@@ -28,12 +29,13 @@ def start_run(
     import json
     from collections import namedtuple
 
-    from matta_core.config import DataSection
-    from matta_core.steps import tracked
-    from matta_core.steps.run_step import start_pipeline_run
+    from matta_core.config_base import load_section
+    from matta_core.data.section import DataSection
+    from matta_core.task_process import prepare_task_process
+    from matta_core.tracking.run_tasks import start_pipeline_run
 
-    tracked.start_task(tracking_uri, parent_run_id, code_version)
-    data = tracked.load_section(DataSection, data_json, "data")
+    prepare_task_process(code_version)
+    data = load_section(DataSection, data_json, "data")
     params = {"task": task, "name": name, **{section: json.loads(text) for section, text in (
         ("data", data_json), ("teacher", teacher_json), ("model", model_json), ("train", train_json),
         ("release", release_json))}}
@@ -45,17 +47,22 @@ def start_run(
 
 @dsl.component(base_image=default_image_tag(), install_kfp_package=False)
 def end_run(
+    status: dsl.PipelineTaskFinalStatus,
+    name: str,
     code_version: str,
     tracking_uri: str,
     given_parent_run_id: str,
-    opened_run_id: str,
+    kfp_run_id: str,
 ) -> str:
-    """End the parent run `start_run` opened (FINISHED: this task runs after the report and the release)."""
-    from matta_core.steps import tracked
-    from matta_core.steps.run_step import end_pipeline_run
+    """End the parent run `start_run` opened for this KFP run: FINISHED when every task succeeded, else FAILED.
 
-    tracked.start_task(tracking_uri, "", code_version)
-    done = end_pipeline_run(tracking_uri=tracking_uri, given_parent_run_id=given_parent_run_id,
-                            opened_run_id=opened_run_id)
+    The pipeline's exit task (``dsl.ExitHandler``): it runs however the other tasks ended, and can take no
+    output of theirs, so it finds the parent run by the KFP run id, as a retried `start_run` does."""
+    from matta_core.task_process import prepare_task_process
+    from matta_core.tracking.run_tasks import end_pipeline_run
+
+    prepare_task_process(code_version)
+    done = end_pipeline_run(tracking_uri=tracking_uri, given_parent_run_id=given_parent_run_id, experiment=name,
+                            kfp_run_id=kfp_run_id, state=status.state)
     print(done, flush=True)
     return done

@@ -16,6 +16,7 @@ def cache_teacher_outputs(
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     teacher: Output[Dataset],
     metrics: Output[Metrics],
 ) -> None:
@@ -28,7 +29,7 @@ def cache_teacher_outputs(
     from matta_core.config import DataSection, TeacherSection
     from matta_core.steps import tracked
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
     teacher_section = tracked.load_section(TeacherSection, teacher_json, "teacher")
     step_metrics = tracked.teacher(prepared.path, teacher.path, teacher_section, data, cache_dir, tracking,

@@ -17,6 +17,7 @@ def train_models(
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
+    experiment: str,
     trained: Output[Model],
     metrics: Output[Metrics],
 ) -> list:
@@ -29,7 +30,7 @@ def train_models(
     from matta_core.config import DataSection, TrainSection
     from matta_core.steps import tracked
 
-    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version)
+    tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
     model = tracked.load_model_section(task, model_json)  # the classifier's or the decoder's section
     train_section = tracked.load_section(TrainSection, train_json, "train")

@@ -13,7 +13,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -23,6 +22,8 @@ from pydantic import (
 )
 
 from matta_core.cluster import ClusterSection, ResourcesSection
+from matta_core.config_base import ConfigError, Section
+from matta_core.data.section import DataSection
 from matta_core.features.hashing import FeaturizerConfig
 from matta_core.losses import LossConfig
 from matta_core.models.classifier_config import ClassifierConfig
@@ -40,10 +41,6 @@ _TASK_TEACHER_OUTPUT = {"classification": "class_logits", "causal_lm": "topk_log
 _CAUSAL_LM_MAX_LENGTH = 64  # `CausalLMTeacher`'s default max_length, for specs that leave it out
 
 
-class ConfigError(ValueError):
-    """A run configuration that cannot run; the message lists every bad field and what is allowed."""
-
-
 def check_task(task: str) -> Task:
     """`task` if it is a known task (a pipeline parameter a cluster user may have edited), else `ConfigError`."""
     if task not in TASKS:
@@ -51,23 +48,7 @@ def check_task(task: str) -> Task:
     return task  # type: ignore[return-value]  # checked against TASKS, which lists Task's values
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSection(_Section):
-    # A registered data set name ("banking77") or a CSV/JSONL/Parquet file URI (path, file://, gs://).
-    source: str = "banking77"
-    test_source: str | None = None
-    # Offline mirror of the registered data sets (tests, CI, air-gapped clusters); None downloads and verifies.
-    mirror_dir: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
-    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    # Keep only the first N training rows (after the deterministic split): quick runs and tests. None = all.
-    limit_train_rows: int | None = Field(None, gt=0)
-    limit_test_rows: int | None = Field(None, gt=0)
+_Section = Section
 
 
 class TeacherSection(_Section):

@@ -46,10 +46,14 @@ def check_cluster_config(config: PipelineConfig) -> None:
 
 def cluster_warnings(config: PipelineConfig) -> list[str]:
     """What a cluster run of `config` will do that its author may not expect, but that is allowed."""
-    if config.release.enabled and config.cluster.mlflow_secret is None:
+    cluster = config.cluster
+    tracked = cluster.mlflow_secret is not None or cluster.settings_secret is not None
+    if config.release.enabled and not tracked:
         # An untracked cluster run is legitimate (a smoke test); a release that silently registers nothing is not.
-        return ["cluster.mlflow_secret is not set: the run will be untracked and its release step will register "
-                "nothing; set cluster.mlflow_secret to a Kubernetes Secret holding MLFLOW_TRACKING_URI to track it"]
+        return ["cluster.mlflow_secret and cluster.settings_secret are not set: the run will be untracked and its "
+                "release step will register nothing; to track it, set cluster.mlflow_secret to a Kubernetes Secret "
+                "holding MLFLOW_TRACKING_URI (KFP), or cluster.settings_secret to a Secret Manager secret version "
+                "holding it in a JSON object (KFP or Vertex AI)"]
     return []
 
 
@@ -117,7 +121,13 @@ def _tracking_problems(config: PipelineConfig) -> list[str]:
     return ["tracking_uri: must not be set for a cluster run: it (and any credentials in it) would be a pipeline "
             "parameter every KFP UI user can read; put MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_USERNAME/PASSWORD "
             "or MLFLOW_TRACKING_TOKEN) in a Kubernetes Secret and name it in cluster.mlflow_secret (e.g. kubectl "
-            "create secret generic matta-mlflow --from-literal=MLFLOW_TRACKING_URI=https://mlflow.example.com)"]
+            "create secret generic matta-mlflow --from-literal=MLFLOW_TRACKING_URI=https://mlflow.example.com), "
+            "or, on Vertex AI, in a Secret Manager secret named in cluster.settings_secret"]
+
+
+#: The steps that use an accelerator when given one (``train.device``); an accelerator on any other step is paid
+#: for and idle.
+GPU_STEPS = frozenset({"train"})
 
 
 def _accelerator_problems(config: PipelineConfig) -> list[str]:
@@ -127,6 +137,11 @@ def _accelerator_problems(config: PipelineConfig) -> list[str]:
                         "resources.train.accelerator_type (nvidia.com/gpu on KFP, e.g. NVIDIA_L4 on Vertex AI) "
                         "and accelerator_count")
     gpu_steps = [step for step in STEPS if config.resources.of(step).accelerator_count > 0]
+    idle = [step for step in gpu_steps if step not in GPU_STEPS]
+    if idle:
+        problems.append(f"resources.{idle[0]}.accelerator_count: {', '.join(idle)} would hold an accelerator it never "
+                        "uses: only the train step runs on a GPU in this version (the Teacher is encoded on the "
+                        "CPU, evaluation measures CPU serving); set their accelerator_count to 0")
     if gpu_steps and config.cluster.gpu_image is None:
         problems.append(f"cluster.gpu_image: not set, but {', '.join(gpu_steps)} request accelerators: GPU tasks "
                         "need the CUDA image built from docker/Dockerfile.gpu (the CPU image has CPU-only torch)")

@@ -28,6 +28,10 @@ PIPELINE_ROOT_DIR = "kfp"
 RUNNERS = ("subprocess", "docker")
 REPORT_DIR = "report"
 RELEASE_DIR = "release"
+#: The outputs published out of the pipeline root, as (task folder, output name) in the run's folder: the pipeline
+#: returns none (its steps sit inside an ExitHandler, which KFP allows no pipeline outputs from).
+REPORT_OUTPUT = ("write-report", "report")
+RELEASE_OUTPUT = ("release-models", "release")
 
 
 class PipelineFailed(RuntimeError):
@@ -149,10 +153,10 @@ def run_pipeline(
             kfp_runner, config, task_tracking_uri = session.runner, session.config, session.tracking_uri
             pipeline = compiled_for_image(session.image, package)
         if tracking_uri is None:
-            outputs = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri="", parent_run_id="")
-            return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
+            run_dir = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri="", parent_run_id="")
+            return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(run_dir, REPORT_OUTPUT, out / REPORT_DIR),
                                      time.perf_counter() - started,
-                                     release_dir=_publish(outputs, "release", out / RELEASE_DIR))
+                                     release_dir=_publish(run_dir, RELEASE_OUTPUT, out / RELEASE_DIR))
 
         from matta_core.tracking import log_params_flat, pipeline_run
         from matta_core.tracking import tags as T
@@ -163,37 +167,44 @@ def run_pipeline(
                           description=f"matta run (kfp.local, {runner} runner), artifacts under "
                                       f"{out / PIPELINE_ROOT_DIR}") as parent:
             log_params_flat(config.model_dump(mode="json"), run_id=parent.run_id)
-            outputs = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri=parent.tracking_uri,
+            run_dir = _run(pipeline, config, out, enable_caching, kfp_runner, tracking_uri=parent.tracking_uri,
                            parent_run_id=parent.run_id)
     # A containerised run's tasks reached the store through a temporary server: name the store itself.
-    return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(outputs, "report", out / REPORT_DIR),
+    return PipelineRunResult(out, out / PIPELINE_ROOT_DIR, _publish(run_dir, REPORT_OUTPUT, out / REPORT_DIR),
                              time.perf_counter() - started, tracking_uri, parent.run_id, parent.experiment_id,
-                             release_dir=_publish(outputs, "release", out / RELEASE_DIR))
+                             release_dir=_publish(run_dir, RELEASE_OUTPUT, out / RELEASE_DIR))
 
 
 def _run(pipeline: Any, config: PipelineConfig, out: Path, enable_caching: bool, kfp_runner: Any = None,
-         **tracking: str) -> Any:
+         **tracking: str) -> Path:
+    """Run the pipeline; return its run folder under the pipeline root (``<root>/<pipeline>-<timestamp>``)."""
     from kfp import local
 
-    from pipelines.kfp_local_loops import loop_inputs_kept
     from pipelines.matta_pipeline import pipeline_arguments
 
-    local.init(runner=kfp_runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(out / PIPELINE_ROOT_DIR),
+    root = out / PIPELINE_ROOT_DIR
+    local.init(runner=kfp_runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                raise_on_error=True, enable_caching=enable_caching)
+    before = set(root.iterdir()) if root.is_dir() else set()
     try:
-        with warnings.catch_warnings(), loop_inputs_kept():
+        with warnings.catch_warnings():
             # Expected here, and repeated for every task: the project image's name is not a python:* image (we
             # run in this environment on purpose, which has what the image has), and display names are UI-only.
             warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
             warnings.filterwarnings("ignore", message=r".*\['display_name'\] have no effect", category=UserWarning)
-            return pipeline(**pipeline_arguments(config, **tracking)).outputs
+            pipeline(**pipeline_arguments(config, **tracking))
     except RuntimeError as error:
         raise PipelineFailed(f"the pipeline failed: {error} (each step's log is printed above)") from error
+    # The pipeline returns no outputs (its steps sit inside an ExitHandler): its run is the folder it added.
+    [run_dir] = [p for p in root.iterdir() if p.is_dir() and p not in before]
+    return run_dir
 
 
-def _publish(outputs: Any, name: str, target: Path) -> Path:
-    """Copy the output folder `name` out of the pipeline root to `target` (replacing an older one)."""
+def _publish(run_dir: Path, output: tuple[str, str], target: Path) -> Path:
+    """Copy the output folder `output` (task, output name) of the run in `run_dir` to `target` (replacing an
+    older one)."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(outputs[name].path, target)
+    task, name = output
+    shutil.copytree(run_dir / task / name, target)
     return target

@@ -1,14 +1,13 @@
-"""The MatTA pipeline: open the run -> prepare -> Teacher cache -> train (TA+Student, baselines) -> per width:
-extract and evaluate -> evaluate the baselines -> report, and release (gate, register @challenger, A/B handoff)
--> end the run.
+"""The MatTA pipeline: open the run -> prepare -> Teacher cache -> train (TA+Student, baselines) -> extract and
+evaluate every width and the baselines -> report, and release (gate, register @challenger, A/B handoff); an exit
+task ends the run however the steps ended.
 
 ::
 
-    start_run ─► prepare_data ─► cache_teacher_outputs ─► train_models ─┬─► ParallelFor(widths): extract_and_evaluate ─┐
-      (parent_run_id, data_version)                                    └─► ParallelFor(baselines): evaluate_model ─────┤
-                                       (teacher) ────────────────────────────────────────────► write_report ◄─ Collected
-                   (prepared, teacher, trained, width models) ──────────────────────────► release_models ◄─ Collected
-                                                                         (report, release) ─► end_run
+    ExitHandler(end_run: ends the MLflow parent run FINISHED or FAILED, by the KFP run id)
+    └─ start_run ─► prepare_data ─► cache_teacher_outputs ─► train_models ─► extract_and_evaluate ─┬─► write_report
+       (parent_run_id, data_version)                                     (every width, baselines)  └─► release_models
+                                                                                                      (parent_run_id)
 
 Parameters (each settable on a cluster run; `build_pipeline(..., defaults=config)` compiles a config's values in
 as their defaults): ``task`` (``classification`` or ``causal_lm``: the model family; every step receives it and
@@ -16,28 +15,33 @@ dispatches on it, so one DAG and one set of components serve both), ``name`` (th
 sections as JSON (``data_json``, ``teacher_json``, ``model_json``, ``train_json``, ``release_json``: the
 `PipelineConfig` sections, validated again by each step), ``widths`` (the widths to extract: per-layer ints, or one
 [ffn_width, n_heads] pair per block for ``causal_lm``), ``cache_dir``, ``measure_speed``, and the MLflow
-``tracking_uri`` + ``parent_run_id``. Both empty on a cluster: ``start_run`` then opens (or, retried, finds) the
-parent run of this KFP run in the store the MLflow Secret names, and every other task takes its id as a task
-output; no store at all = no tracking (the release step then registers nothing and says so). The parent run id is
-also the release's ``pipeline_run_id``, the idempotency key of registration: a retried release task registers
-nothing new. ``start_run`` also reads the data's version, which ``prepare_data`` takes as its cache key. Sections
-rather than one config document: a step receives only the sections it reads, so changing, say, ``train.lr`` leaves
-the prepare and Teacher steps' cache keys unchanged. The evaluations also read the Teacher's folder: a causal LM is
-scored on the token ids the Teacher read. `pipeline_arguments` turns a validated `PipelineConfig` into these
-parameters; `pipelines.task_settings` applies a cluster's per-task settings as the tasks are built.
+``tracking_uri`` + ``parent_run_id``.
+
+Tracking and caching. ``matta run`` opens the parent run and passes its id. A cluster run passes neither:
+``start_run`` opens (or, retried, finds) the parent run of this KFP run in the store the MLflow Secret names. Only
+the tasks that are never cached (``release_models``, whose idempotency key it is) take that id as an input; the
+steps that may be cached take nothing that changes from run to run (a new parent id per run would make every
+cache key new) and find the parent by the run's identity in their environment (`matta_core.cluster.run_identity`).
+So on a cluster unchanged data is not prepared again and an unchanged model is not trained again, and every run
+is still tracked. ``start_run`` also reads the data's version, which ``prepare_data`` takes as its cache key.
+Sections rather than one config document: a step receives only the sections it reads, so changing, say,
+``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged. The evaluations also read the Teacher's
+folder: a causal LM is scored on the token ids the Teacher read.
+
+The pipeline returns nothing: KFP refuses pipeline outputs from inside an ``ExitHandler``. ``matta run`` finds the
+report and the release folders by their tasks (`pipelines.local_runner`). `pipeline_arguments` turns a validated
+`PipelineConfig` into the parameters; `pipelines.task_settings` applies a cluster's per-task settings.
 """
 
 # No `from __future__ import annotations` here: KFP reads the pipeline function's annotation objects.
-from typing import Any, NamedTuple
+from typing import Any
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset
 from kfp.dsl.graph_component import GraphComponent
 
 from components import (
     cache_teacher_outputs,
     end_run,
-    evaluate_model,
     extract_and_evaluate,
     prepare_data,
     release_models,
@@ -51,15 +55,6 @@ from pipelines.task_settings import PipelineSettings, apply_settings
 
 PIPELINE_NAME = "matta"
 _DEFAULTS = PipelineConfig()
-
-
-class PipelineOutputs(NamedTuple):
-    """What a run of the pipeline returns: the report folder, its HTML view, and the release folder (gate report,
-    decisions, A/B handoffs)."""
-
-    report: Dataset
-    report_html: HTML
-    release: Dataset
 
 
 def build_pipeline(
@@ -88,36 +83,38 @@ def build_pipeline(
         measure_speed: bool = d.measure_speed,
         tracking_uri: str = "",
         parent_run_id: str = "",
-    ) -> PipelineOutputs:
-        start = configured(start_run(
-            task=task, name=name, data_json=data_json, teacher_json=teacher_json, model_json=model_json,
-            train_json=train_json, release_json=release_json, code_version=code_version, tracking_uri=tracking_uri,
-            parent_run_id=parent_run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        ), "tracking", "start-run", "start_run")
-        outputs, last_tasks = _steps(
-            configured, task=task, code_version=code_version, tracking_uri=tracking_uri,
-            parent_run_id=start.outputs["parent_run_id"], data_version=start.outputs["data_version"],
-            data_json=data_json, teacher_json=teacher_json, model_json=model_json, train_json=train_json,
-            release_json=release_json, widths=widths, cache_dir=cache_dir, measure_speed=measure_speed,
-        )
-        # Not a dsl.ExitHandler: KFP refuses pipeline outputs from inside one. A failed run's parent stays RUNNING.
-        configured(end_run(
-            code_version=code_version, tracking_uri=tracking_uri, given_parent_run_id=parent_run_id,
-            opened_run_id=start.outputs["parent_run_id"],
-        ).after(*last_tasks), "tracking", "end-run", "end_run")
-        return outputs
+    ) -> None:
+        # Runs last, however the steps ended. It can take no output of theirs: it finds the parent by the KFP run.
+        finish = configured(end_run(
+            name=name, code_version=code_version, tracking_uri=tracking_uri, given_parent_run_id=parent_run_id,
+            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        ), "tracking", "end-run", "end_run")
+        with dsl.ExitHandler(finish, name="run"):
+            start = configured(start_run(
+                task=task, name=name, data_json=data_json, teacher_json=teacher_json, model_json=model_json,
+                train_json=train_json, release_json=release_json, code_version=code_version,
+                tracking_uri=tracking_uri, parent_run_id=parent_run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ), "tracking", "start-run", "start_run")
+            _steps(configured, task=task, name=name, code_version=code_version, tracking_uri=tracking_uri,
+                   parent_run_id=parent_run_id, run_parent_id=start.outputs["parent_run_id"],
+                   data_version=start.outputs["data_version"], data_json=data_json, teacher_json=teacher_json,
+                   model_json=model_json, train_json=train_json, release_json=release_json, widths=widths,
+                   cache_dir=cache_dir, measure_speed=measure_speed)
 
     return matta_pipeline
 
 
-def _steps(configured: Any, *, task: Any, code_version: str, tracking_uri: Any, parent_run_id: Any,
-           data_version: Any, data_json: Any, teacher_json: Any, model_json: Any, train_json: Any,
-           release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> tuple[PipelineOutputs, list[Any]]:
-    """The steps between the first and the last task, and the tasks that end them; `configured(task, step,
-    display_name)` applies settings."""
+def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking_uri: Any, parent_run_id: Any,
+           run_parent_id: Any, data_version: Any, data_json: Any, teacher_json: Any, model_json: Any,
+           train_json: Any, release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> None:
+    """The steps between the first and the exit task; `configured(task, step, display_name)` applies settings.
+
+    `parent_run_id` is the pipeline parameter (the same on every run of a cluster pipeline: empty), which the
+    cacheable steps take; `run_parent_id` is the parent run `start_run` opened, which only the release takes."""
     common: dict[str, Any] = {
         "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
+        "experiment": name,
     }
     prepare = configured(prepare_data(data_json=data_json, data_version=data_version, **common), "prepare",
                          "prepare")
@@ -130,36 +127,24 @@ def _steps(configured: Any, *, task: Any, code_version: str, tracking_uri: Any, 
         train_json=train_json, **common,
     ), "train", "train")
     trained = train.outputs["trained"]
+    evaluate = configured(extract_and_evaluate(
+        trained=trained, prepared=prepared, teacher=teacher.outputs["teacher"], widths=widths,
+        baseline_dirs=train.outputs["Output"], data_json=data_json, measure_speed=measure_speed, **common,
+    ), "evaluate", "extract-evaluate")
+    evaluations = evaluate.outputs["evaluations"]
 
-    with dsl.ParallelFor(widths, name="widths") as width:
-        width_task = configured(extract_and_evaluate(
-            trained=trained, prepared=prepared, teacher=teacher.outputs["teacher"], widths=width,
-            data_json=data_json, measure_speed=measure_speed, **common,
-        ), "evaluate", "extract-evaluate")
-    with dsl.ParallelFor(train.outputs["Output"], name="baselines") as baseline_dir:
-        evaluate_baseline = configured(evaluate_model(
-            model=trained, prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json,
-            measure_speed=measure_speed, model_subdir=baseline_dir, **common,
-        ), "evaluate", "evaluate-baseline")
-
-    report = configured(write_report(
-        width_evaluations=dsl.Collected(width_task.outputs["evaluation"]),
-        baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
-        teacher=teacher.outputs["teacher"],
-        **common,
-    ), "report", "report")
+    configured(write_report(evaluations=evaluations, teacher=teacher.outputs["teacher"], **common), "report",
+               "report")
     # Beside the report, not after it: both read only the evaluations (the local runner runs two steps at once).
-    release = configured(release_models(
-        width_evaluations=dsl.Collected(width_task.outputs["evaluation"]),
-        baseline_evaluations=dsl.Collected(evaluate_baseline.outputs["evaluation"]),
+    release_common = {**{k: v for k, v in common.items() if k != "experiment"}, "parent_run_id": run_parent_id}
+    configured(release_models(
+        evaluations=evaluations,
         # The models themselves, not the paths inside the evaluation records: on a cluster each task sees
         # its inputs at its own local paths.
-        width_models=dsl.Collected(width_task.outputs["model"]),
+        width_models=evaluate.outputs["models"],
         trained=trained, teacher=teacher.outputs["teacher"], prepared=prepared, data_json=data_json,
-        release_json=release_json, **common,
+        release_json=release_json, **release_common,
     ), "release", "release")
-    return PipelineOutputs(report=report.outputs["report"], report_html=report.outputs["report_html"],
-                           release=release.outputs["release"]), [report, release]
 
 
 #: The pipeline for the source tree as it is now (the code version is computed on import: "compile time").

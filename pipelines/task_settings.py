@@ -3,7 +3,14 @@
 `PipelineSettings.local()` (the default) applies nothing: a local run keeps kfp.local's behaviour exactly
 (no retries, every step's cache as configured). `PipelineSettings.for_cluster(config, ...)` carries the config's
 ``resources:`` (CPU / memory requests and limits, accelerators, node selector, tolerations, retries with backoff,
-timeout) and ``cluster:`` sections (images, the MLflow Secret, the settings ConfigMap, image pull secrets).
+timeout) and ``cluster:`` sections (images, the MLflow Secret, the settings ConfigMap, the Secret Manager settings
+secret, image pull secrets).
+
+Two settings travel as plain environment variables in the pipeline spec proper, because Vertex AI reads that part
+and drops the Kubernetes platform spec: the Secret Manager secret's *name* (`SETTINGS_SECRET_ENV`; never a value:
+each task fetches the payload itself, `matta_core.cluster.secret_settings`) and the step's timeout
+(`TASK_TIMEOUT_ENV`, which a watchdog in the task enforces, `matta_core.task_timeout`; on KFP the pod's deadline
+from `kubernetes.set_timeout` is set as well).
 
 Caching is not a setting: which tasks may be cached is part of the pipeline (`NEVER_CACHED`), the same everywhere.
 """
@@ -22,12 +29,16 @@ from matta_core.cluster import (
     ResourcesSection,
     StepResources,
 )
+from matta_core.cluster.run_identity import KFP_RUN_ID_ENV, KFP_RUN_ID_POD_LABEL
+from matta_core.cluster.secret_settings import SETTINGS_SECRET_ENV
 from matta_core.config import PipelineConfig
+from matta_core.task_timeout import TASK_STEP_ENV, TASK_TIMEOUT_ENV
 
 #: Tasks with side effects, or whose output must be read afresh on every run: never served from a cache.
 #: ``start_run`` opens the MLflow parent run and reads the data's version; ``release`` writes to the registry;
-#: ``end_run`` ends the parent run.
-NEVER_CACHED: frozenset[str] = frozenset({"start_run", "release", "end_run"})
+#: ``end_run`` ends the parent run; ``report`` logs the run's summary (accuracy per model, the chart) to the run's
+#: parent run, which a run whose report came from the cache would lack (it costs a second or two).
+NEVER_CACHED: frozenset[str] = frozenset({"start_run", "report", "release", "end_run"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class PipelineSettings:
     gpu_image: str | None = None
     mlflow_secret: str | None = None
     settings_config_map: str | None = None
+    settings_secret: str | None = None
     image_pull_secrets: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
@@ -50,7 +62,7 @@ class PipelineSettings:
         cluster = config.cluster
         return cls(resources=config.resources, image=image, gpu_image=gpu_image,
                    mlflow_secret=cluster.mlflow_secret, settings_config_map=cluster.settings_config_map,
-                   image_pull_secrets=tuple(cluster.image_pull_secrets))
+                   settings_secret=cluster.settings_secret, image_pull_secrets=tuple(cluster.image_pull_secrets))
 
     def image_of(self, resources: StepResources) -> str | None:
         """The image of a task: the GPU image where it requests an accelerator, else the CPU image."""
@@ -73,19 +85,24 @@ def apply_settings(task: Any, step: str, settings: PipelineSettings, *, cache_na
     if settings.settings_config_map:
         kubernetes.use_config_map_as_env(task, settings.settings_config_map,
                                          {k: k for k in SETTINGS_CONFIG_MAP_KEYS}, optional=True)
+    if settings.settings_secret:
+        task.set_env_variable(SETTINGS_SECRET_ENV, settings.settings_secret)
     if settings.image_pull_secrets:
         kubernetes.set_image_pull_secrets(task, list(settings.image_pull_secrets))
     if settings.resources is None:
         return task
+    # Which run the task belongs to, from the pod's label rather than an input (an input would be part of the
+    # cache key): how the cacheable steps find the run's MLflow parent (`matta_core.cluster.run_identity`).
+    kubernetes.use_field_path_as_env(task, KFP_RUN_ID_ENV, f"metadata.labels['{KFP_RUN_ID_POD_LABEL}']")
     resources = settings.resources.of(step)
     image = settings.image_of(resources)
     if image:
         task.set_container_image(image)
-    _set_compute(task, resources)
+    _set_compute(task, step, resources)
     return task
 
 
-def _set_compute(task: Any, resources: StepResources) -> None:
+def _set_compute(task: Any, step: str, resources: StepResources) -> None:
     if resources.cpu_request:
         task.set_cpu_request(resources.cpu_request)
     if resources.cpu_limit:
@@ -108,3 +125,6 @@ def _set_compute(task: Any, resources: StepResources) -> None:
                        backoff_max_duration=f"{resources.retry_backoff_max_seconds}s")
     if resources.timeout_seconds:
         kubernetes.set_timeout(task, resources.timeout_seconds)
+        # Vertex AI drops the pod deadline above; the task's own watchdog reads these (and names the step).
+        task.set_env_variable(TASK_TIMEOUT_ENV, str(resources.timeout_seconds))
+        task.set_env_variable(TASK_STEP_ENV, step)

@@ -6,6 +6,11 @@ artifacts go under ``cluster.pipeline_root``. What can be checked here is checke
 project and region, labels (Vertex's rules), the cron (Vertex reads 5 fields, minute first), the config and image.
 Credentials are Application Default Credentials (``gcloud auth application-default login``, or the workload's
 service account); ``--service-account`` is the identity the pipeline's tasks run as.
+
+Vertex AI reads the pipeline spec but not its Kubernetes platform spec: no Secret, ConfigMap, image pull Secret or
+pod deadline reaches a task. A tracked Vertex run names a Secret Manager secret in ``cluster.settings_secret``
+instead (the tasks read it with the ``--service-account``, which needs roles/secretmanager.secretAccessor on it),
+and each task enforces ``resources.<step>.timeout_seconds`` itself (`matta_core.task_timeout`).
 """
 
 from __future__ import annotations
@@ -113,21 +118,28 @@ def talking_to(target: VertexTarget) -> Iterator[None]:
 
 def check_vertex_config(config: PipelineConfig) -> None:
     """`VertexError` if `config` names Kubernetes objects: Vertex AI runs the tasks on Google's machines, where no
-    Secret, ConfigMap or image pull Secret of a cluster of ours exists (the KFP YAML's Kubernetes part is dropped)."""
+    Secret, ConfigMap or image pull Secret of a cluster of ours exists (the KFP YAML's Kubernetes part is dropped).
+    MLflow settings reach a Vertex run through ``cluster.settings_secret`` (Secret Manager) instead."""
     cluster = config.cluster
     named = {"cluster.mlflow_secret": cluster.mlflow_secret, "cluster.settings_config_map": cluster.settings_config_map,
              "cluster.image_pull_secrets": cluster.image_pull_secrets}
     wrong = [name for name, value in named.items() if value]
     if wrong:
         raise VertexError(f"{', '.join(wrong)}: Kubernetes objects, which Vertex AI pipelines cannot read; unset "
-                          f"them for --backend vertex (e.g. --set {wrong[0]}=null)")
+                          f"them for --backend vertex (e.g. --set {wrong[0]}=null). For MLflow settings on Vertex "
+                          "AI, put them (MLFLOW_TRACKING_URI, ...) as a JSON object in a Secret Manager secret and "
+                          "name its version in cluster.settings_secret (projects/PROJECT/secrets/SECRET/versions/"
+                          "latest); the run's --service-account needs roles/secretmanager.secretAccessor on it. "
+                          "Images on Vertex AI come from a registry the service account can read (Artifact "
+                          "Registry), without pull Secrets")
 
 
 def vertex_template(package: Path, output: Path) -> Path:
     """The pipeline spec alone of a compiled KFP package, as Vertex AI reads it (one YAML document).
 
     A KFP package may carry a second document, the Kubernetes platform spec (Secrets, timeouts, pull secrets);
-    Vertex AI has no such field and its SDK reads a single document.
+    Vertex AI has no such field and its SDK reads a single document. What a Vertex task still needs of it travels
+    in the spec proper as environment variables (the settings secret's name, the step's timeout).
     """
     import yaml
 

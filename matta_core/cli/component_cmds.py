@@ -8,7 +8,9 @@ off unless ``--parent-run-id`` names an MLflow run to attach the step's child ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,11 +129,11 @@ def report(
     from kfp.dsl import HTML, Markdown
 
     args = _common(config, set_, parent_run_id, tracking_uri)
-    _call("report", width_evaluations=[_dataset(e) for e in evaluation], baseline_evaluations=[],
-          teacher=_dataset(teacher), report=_dataset(report),
-          report_html=HTML(uri=str(report.with_name(report.name + ".html"))),
-          report_md=Markdown(uri=str(report.with_name(report.name + ".md"))),
-          metrics=_metrics(metrics, report), **_shared(args))
+    with _numbered(evaluation) as evaluations:
+        _call("report", evaluations=evaluations, teacher=_dataset(teacher), report=_dataset(report),
+              report_html=HTML(uri=str(report.with_name(report.name + ".html"))),
+              report_md=Markdown(uri=str(report.with_name(report.name + ".md"))),
+              metrics=_metrics(metrics, report), **_shared(args))
 
 
 @component_app.command()
@@ -150,14 +152,29 @@ def release(
     from kfp.dsl import Markdown
 
     args = _common(config, set_, parent_run_id, tracking_uri)
-    _call("release", width_evaluations=[_dataset(e) for e in evaluation], baseline_evaluations=[],
-          width_models=[_model(m) for m in model], trained=_model(trained), teacher=_dataset(teacher),
-          prepared=_dataset(prepared), data_json=args["data_json"], release_json=args["release_json"],
-          release=_dataset(release), gate_report=Markdown(uri=str(release.with_name(release.name + ".md"))),
-          metrics=_metrics(metrics, release), **_shared(args))
+    with _numbered(evaluation) as evaluations, _numbered(model) as width_models:
+        _call("release", evaluations=evaluations, width_models=width_models, trained=_model(trained),
+              teacher=_dataset(teacher), prepared=_dataset(prepared), data_json=args["data_json"],
+              release_json=args["release_json"], release=_dataset(release),
+              gate_report=Markdown(uri=str(release.with_name(release.name + ".md"))),
+              metrics=_metrics(metrics, release), **_shared(args, release=True))
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _numbered(folders: list[Path]) -> Iterator[Any]:
+    """The given folders as the pipeline hands them to the report and release steps: one artifact whose numbered
+    sub-folders (`matta_core.steps.evaluate_all.numbered_dir`) are, here, links to them, in the given order."""
+    from kfp.dsl import Dataset
+
+    from matta_core.steps.evaluate_all import numbered_dir
+
+    with tempfile.TemporaryDirectory(prefix="matta-numbered-") as tmp:
+        for index, folder in enumerate(folders):
+            Path(numbered_dir(tmp, index)).symlink_to(folder, target_is_directory=True)
+        yield Dataset(uri=tmp)
 
 
 def _parse_widths(text: str, *, pairs: bool) -> list[int] | list[list[int]]:
@@ -185,9 +202,12 @@ def _common(config: Path | None, overrides: list[str], parent_run_id: str, track
     return {**args, "code_version": code_version()}
 
 
-def _shared(args: dict[str, Any]) -> dict[str, str]:
-    """The parameters every component takes: the task, the code version and the MLflow parent run."""
-    return {key: args[key] for key in ("task", "code_version", "tracking_uri", "parent_run_id")}
+def _shared(args: dict[str, Any], *, release: bool = False) -> dict[str, str]:
+    """The parameters every component takes: the task, the code version and the MLflow parent run. The steps
+    that may be cached also take the experiment, to find a parent run by the run's identity on a cluster; here
+    it stays empty (a step runs tracked only under the ``--parent-run-id`` given)."""
+    shared = {key: args[key] for key in ("task", "code_version", "tracking_uri", "parent_run_id")}
+    return shared if release else {**shared, "experiment": ""}
 
 
 def _call(name: str, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ import json
 import os
 
 from matta_core import storage
-from matta_core.config import DataSection
+from matta_core.data.section import DataSection
 from matta_core.storage.uri import split_gcs
 
 

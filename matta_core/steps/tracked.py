@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from matta_core.config import (
     MODEL_SECTIONS,
@@ -35,6 +33,7 @@ from matta_core.config import (
     TrainSection,
     check_task,
 )
+from matta_core.config_base import load_section
 from matta_core.steps.layout import (
     EVALUATION,
     GATE_REPORT,
@@ -48,7 +47,6 @@ from matta_core.steps.layout import (
 )
 
 log = logging.getLogger(__name__)
-SectionT = TypeVar("SectionT", bound=BaseModel)
 #: Texts logged as each model's MLflow input example (MLflow also predicts on them before logging).
 INPUT_EXAMPLE_ROWS = 3
 
@@ -81,7 +79,7 @@ class Tracking:
             yield run.run_id
 
 
-def start_task(tracking_uri: str, parent_run_id: str, code_version: str) -> Tracking:
+def start_task(tracking_uri: str, parent_run_id: str, code_version: str, *, experiment: str = "") -> Tracking:
     """What every component calls first: refuse a stale image, then return the step's `Tracking`.
 
     `check_task_code_version` compares the task's `code_version` input (fixed when the pipeline was compiled)
@@ -89,25 +87,45 @@ def start_task(tracking_uri: str, parent_run_id: str, code_version: str) -> Trac
     `matta_core.image_identity.ImageIdentityError` naming both when they differ; outside an image it does nothing.
     Then torch's thread count is lowered to the CPUs the task may use (its pod's CPU limit, not the node's cores:
     64 threads throttled to 2 CPUs run far slower than 2), unless ``OMP_NUM_THREADS`` says otherwise.
+
+    The parent run: `parent_run_id` when given (``matta run`` opened it). Otherwise, for a step that names its
+    `experiment` while a tracking store is set (on a cluster: ``MLFLOW_TRACKING_URI`` from the MLflow Secret),
+    the parent the pipeline's first task opened for this run, found by the run's identity in the environment
+    (`matta_core.cluster.run_identity`): the step then takes no per-run input and stays cacheable across runs.
     """
     from matta_core.cpu_limit import apply_cpu_limit_to_torch
-    from matta_core.image_identity import check_task_code_version
+    from matta_core.task_process import prepare_task_process
 
-    check_task_code_version(code_version)
+    prepare_task_process(code_version)
     apply_cpu_limit_to_torch()
+    if not parent_run_id and experiment:
+        parent_run_id = _parent_of_this_run(tracking_uri, experiment)
     return Tracking(tracking_uri, parent_run_id, code_version)
 
 
-def load_section(section: type[SectionT], text: str, name: str) -> SectionT:
-    """Parse one config section from its JSON (a pipeline parameter); bad values raise `ConfigError` by field."""
-    try:
-        return section.model_validate_json(text)
-    except ValidationError as error:
-        lines = [
-            f"  {'.'.join([name, *(str(p) for p in problem['loc'])])}: {problem['msg']}"
-            for problem in error.errors()
-        ]
-        raise ConfigError(f"pipeline parameter {name}_json is invalid:\n" + "\n".join(lines)) from None
+def _parent_of_this_run(tracking_uri: str, experiment: str) -> str:
+    """The parent run of the pipeline run this task belongs to, or "" when no tracking store is set."""
+    import os
+
+    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")).strip()
+    if not uri:
+        return ""
+    from matta_core.cluster.run_identity import KFP_RUN_ID_ENV, VERTEX_RUN_LABELS_ENV, current_run_key
+    from matta_core.tracking.errors import TrackingError
+    from matta_core.tracking.kfp_parent import find_parent_by_run_key
+
+    run_key = current_run_key()
+    if run_key is None:
+        raise TrackingError(
+            "a tracking store is set but no parent run was passed, and this task cannot tell which pipeline run it "
+            f"belongs to: neither {KFP_RUN_ID_ENV} (KFP: the compiled cluster pipeline sets it from the pod's "
+            f"pipeline/runid label) nor {VERTEX_RUN_LABELS_ENV} (set by Vertex AI) is in its environment; run the "
+            "pipeline with `matta run`, or compile it with `matta compile --config` for a cluster")
+    found = find_parent_by_run_key(uri, experiment, run_key)
+    if found is None:
+        raise TrackingError(f"no parent run tagged matta.run_key={run_key!r} in experiment {experiment!r}: the "
+                            "pipeline's first task (start-run) opens it; did it run against the same tracking store?")
+    return found
 
 
 def load_model_section(task: str, text: str) -> ModelSection | DecoderSection:

@@ -9,31 +9,54 @@
   travels with it, its requirements are all on PyPI); `folder_models`: ``log_model_folder`` (a
   saved folder as a LoggedModel of files, for the causal-LM decoders); `artifacts`: reports, figures, JSON.
 
-Nothing else in matta imports mlflow; this package needs it installed (``mlflow==3.17.2``).
+Nothing else in matta imports mlflow (``mlflow==3.17.2``). `run_tasks`: the pipeline's first and exit tasks.
 """
 
 from __future__ import annotations
 
-try:
-    import mlflow  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("matta_core.tracking needs mlflow, which is not installed: install mlflow==3.17.2") from exc
+from typing import TYPE_CHECKING
 
-from matta_core.tracking.artifacts import log_figure, log_json, log_report
-from matta_core.tracking.callback import MLflowMetricsCallback
-from matta_core.tracking.errors import TrackingError
-from matta_core.tracking.folder_models import log_model_folder
-from matta_core.tracking.models import log_standalone_model
-from matta_core.tracking.runs import (
-    TrackedRun,
-    log_metrics,
-    log_params_flat,
-    pipeline_run,
-    set_lineage_tags,
-    set_tags,
-    step_run,
-)
-from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
+from matta_core.lazy_exports import lazy_exports
+
+# Exported names -> the module that defines them, imported on first use (`matta_core.lazy_exports`).
+_EXPORTS = {
+    "log_figure": "matta_core.tracking.artifacts",
+    "log_json": "matta_core.tracking.artifacts",
+    "log_report": "matta_core.tracking.artifacts",
+    "MLflowMetricsCallback": "matta_core.tracking.callback",
+    "TrackingError": "matta_core.tracking.errors",
+    "log_model_folder": "matta_core.tracking.folder_models",
+    "log_standalone_model": "matta_core.tracking.models",
+    "TrackedRun": "matta_core.tracking.runs",
+    "log_metrics": "matta_core.tracking.runs",
+    "log_params_flat": "matta_core.tracking.runs",
+    "pipeline_run": "matta_core.tracking.runs",
+    "set_lineage_tags": "matta_core.tracking.runs",
+    "set_tags": "matta_core.tracking.runs",
+    "step_run": "matta_core.tracking.runs",
+    "check_tracking_uri": "matta_core.tracking.uri",
+    "resolve_tracking_uri": "matta_core.tracking.uri",
+}
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+if TYPE_CHECKING:
+    from matta_core.tracking.artifacts import log_figure, log_json, log_report
+    from matta_core.tracking.callback import MLflowMetricsCallback
+    from matta_core.tracking.errors import TrackingError
+    from matta_core.tracking.folder_models import log_model_folder
+    from matta_core.tracking.models import log_standalone_model
+    from matta_core.tracking.runs import (
+        TrackedRun,
+        log_metrics,
+        log_params_flat,
+        pipeline_run,
+        set_lineage_tags,
+        set_tags,
+        step_run,
+    )
+    from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
 
 __all__ = [
     "MLflowMetricsCallback",

@@ -2,9 +2,10 @@
 
 A recurring run on KFP or Vertex AI has no submitter machine to open its parent run: its first task does, with
 `open_parent_run`. The run is found by its ``matta.kfp.run_id`` tag before one is created, so a retried first
-task attaches to the parent it opened before instead of opening a second one; every other task attaches to that
-parent by id, and the release step's idempotency key (the parent run id) is therefore one per KFP run. The
-pipeline's last task ends it with `close_parent_run` (FINISHED; a run that fails before it leaves it RUNNING).
+task attaches to the parent it opened before instead of opening a second one. The steps that may be served from a
+cache take no per-run input and find the parent by the run's identity in their environment
+(`find_parent_by_run_key`); the release step takes the parent run id, its idempotency key, so that is one per KFP
+run. The pipeline's exit task ends it with `close_parent_run`: FINISHED, or FAILED when a task failed.
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ SUCCEEDED_STATES = frozenset({"SUCCEEDED", "COMPLETE", "Succeeded"})
 
 def find_parent_run(tracking_uri: str, experiment: str, kfp_run_id: str) -> str | None:
     """The id of the parent run of KFP run `kfp_run_id` in `experiment`, or None."""
+    return _find_parent(tracking_uri, experiment, T.KFP_RUN_ID, kfp_run_id)
+
+
+def find_parent_by_run_key(tracking_uri: str, experiment: str, run_key: str) -> str | None:
+    """The id of the parent run tagged with `run_key` (`matta_core.cluster.run_identity.current_run_key`: how a
+    task that takes no per-run input finds its run) in `experiment`, or None."""
+    return _find_parent(tracking_uri, experiment, T.RUN_KEY, run_key)
+
+
+def _find_parent(tracking_uri: str, experiment: str, tag: str, value: str) -> str | None:
     client = mlflow.MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
     runs = client.search_runs(
         [found.experiment_id],
-        filter_string=f"tags.`{T.KFP_RUN_ID}` = '{kfp_run_id}' and tags.`{T.RUN_KIND}` = '{T.RUN_KIND_PIPELINE}'",
+        filter_string=f"tags.`{tag}` = '{value}' and tags.`{T.RUN_KIND}` = '{T.RUN_KIND_PIPELINE}'",
         max_results=2,
     )
     # Oldest first if a race ever made two: every task then agrees on the same one.
@@ -44,13 +55,15 @@ def open_parent_run(
     kfp_run_id: str,
     *,
     kfp_run_name: str = "",
+    run_key: str | None = None,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> str:
     """The parent run of KFP run `kfp_run_id`: found if a previous attempt opened it, else created (RUNNING).
 
     `tracking_uri` None/empty reads ``MLFLOW_TRACKING_URI`` (on a cluster, from the MLflow Secret). `params`
-    (the run's config) are logged once, on creation.
+    (the run's config) are logged once, on creation. `run_key` (the run's identity as the tasks read it from
+    their environment) is tagged too, so that tasks without a per-run input find the run.
     """
     if not kfp_run_id:
         raise ValueError("kfp_run_id is empty: the pipeline passes dsl.PIPELINE_JOB_ID_PLACEHOLDER")
@@ -61,7 +74,7 @@ def open_parent_run(
         return existing
     client = mlflow.MlflowClient(uri)
     run_tags = {**_stringify(tags or {}), T.RUN_KIND: T.RUN_KIND_PIPELINE, T.KFP_RUN_ID: kfp_run_id,
-                T.KFP_RUN_NAME: kfp_run_name or kfp_run_id}
+                T.KFP_RUN_NAME: kfp_run_name or kfp_run_id, **({T.RUN_KEY: run_key} if run_key else {})}
     run = client.create_run(_experiment_id(experiment, uri), tags=run_tags, run_name=kfp_run_name or None)
     run_id = str(run.info.run_id)
     if params:

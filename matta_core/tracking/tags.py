@@ -16,6 +16,8 @@ Tag                                Meaning
 ``matta.train.checkpoint``         the last checkpoint published by the training step
 ``matta.kfp.run_id``               the KFP (or Vertex AI) run a parent run belongs to: one parent per run
 ``matta.kfp.run_name``             that run's name, as the cluster shows it
+``matta.run_key``                  the run's identity as its tasks read it from their environment
+                                   (``kfp:<id>`` / ``vertex:<billing id>``, `matta_core.cluster.run_identity`)
 ``matta.data.version``             the input data's version (object generations / content hashes) a run read
 =================================  ==========================================================================
 
@@ -40,6 +42,7 @@ TRAIN_START_STEP = "matta.train.start_step"
 TRAIN_CHECKPOINT = "matta.train.checkpoint"
 KFP_RUN_ID = "matta.kfp.run_id"
 KFP_RUN_NAME = "matta.kfp.run_name"
+RUN_KEY = "matta.run_key"
 DATA_VERSION = "matta.data.version"
 
 RUN_KIND_PIPELINE = "pipeline"
@@ -48,7 +51,7 @@ RUN_KIND_STEP = "step"
 #: Every documented tag name; ``check_tag_name`` accepts only these (plus MLflow's own, which matta never sets).
 KNOWN_TAGS = frozenset({
     RUN_KIND, PIPELINE, STEP, DATA_CONTENT_HASH, TEACHER_CACHE_KEY, TEACHER_FINGERPRINT, CODE_VERSION,
-    MODEL_WIDTHS, TRAIN_START_STEP, TRAIN_CHECKPOINT, KFP_RUN_ID, KFP_RUN_NAME, DATA_VERSION,
+    MODEL_WIDTHS, TRAIN_START_STEP, TRAIN_CHECKPOINT, KFP_RUN_ID, KFP_RUN_NAME, RUN_KEY, DATA_VERSION,
 })
 
 

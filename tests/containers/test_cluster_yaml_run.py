@@ -32,7 +32,8 @@ def test_the_cluster_yaml_runs_in_containers(image: BuiltImage, tmp_path: Path) 
     package = tmp_path / "cluster.yaml"
     compile_cluster_pipeline(cluster, package)
     spec = next(yaml.safe_load_all(package.read_text()))  # then the PlatformSpec (Secrets, ConfigMap, pods)
-    assert spec["root"]["dag"]["tasks"]["train-models"]["retryPolicy"]["maxRetryCount"] == 2
+    steps = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]  # inside the ExitHandler
+    assert steps["train-models"]["retryPolicy"]["maxRetryCount"] == 2
 
     checkpoints = tmp_path / "checkpoints"
     tiny = PipelineConfig.parse(small_config(
@@ -45,7 +46,7 @@ def test_the_cluster_yaml_runs_in_containers(image: BuiltImage, tmp_path: Path) 
     assert {r["name"] for r in report["models"]} == {"96", "student-32", "ce_only-32"}
     assert result.release_summary["status"] == "gated"
     [run_dir] = list(result.pipeline_root.glob("matta-*"))
-    # The cluster YAML's own tasks ran: the first task, the fused per-width task, the last task.
+    # The cluster YAML's own tasks ran: the first task, the one evaluation task, the exit task.
     assert {"start-run", "extract-and-evaluate", "end-run"} <= {p.name for p in run_dir.rglob("*") if p.is_dir()}
     # Checkpoints outside the train task's output, keyed on its inputs, one folder per arm.
     [key_dir] = [p for p in checkpoints.iterdir() if p.is_dir()]

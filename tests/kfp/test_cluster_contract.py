@@ -42,9 +42,9 @@ CLUSTER_CONFIG: dict[str, Any] = {
 STEP_OF_COMPONENT = {
     "comp-start-run": "tracking", "comp-end-run": "tracking", "comp-prepare-data": "prepare",
     "comp-cache-teacher-outputs": "teacher", "comp-train-models": "train", "comp-extract-and-evaluate": "evaluate",
-    "comp-evaluate-model": "evaluate", "comp-write-report": "report", "comp-release-models": "release",
+    "comp-write-report": "report", "comp-release-models": "release",
 }
-NEVER_CACHED = {"comp-start-run", "comp-end-run", "comp-release-models"}
+NEVER_CACHED = {"comp-start-run", "comp-end-run", "comp-write-report", "comp-release-models"}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_every_task_has_its_resources_image_retries_and_cache_flag(compiled) -> 
     config, spec, _ = compiled
     executors = spec["deploymentSpec"]["executors"]
     tasks = _tasks(spec)
-    assert len(tasks) == 9  # start, prepare, teacher, train, extract+evaluate, evaluate baselines, report, release, end
+    assert len(tasks) == 8  # start, prepare, teacher, train, extract+evaluate, report, release, end
     for name, task in tasks.items():
         component = task["componentRef"]["name"]
         step = STEP_OF_COMPONENT[component]
@@ -110,6 +110,9 @@ def test_every_task_reads_mlflow_from_the_secret_and_settings_from_the_config_ma
         assert [c["configMapNameParameter"]["runtimeValue"]["constant"] for c in k8s["configMapAsEnv"]] == [
             "matta-settings"], label
         assert int(k8s["activeDeadlineSeconds"]) > 0, label
+        # The run's id from the pod's label, not an input: the cacheable steps find the MLflow parent by it.
+        assert k8s["fieldPathAsEnv"] == [{"name": "MATTA_KFP_RUN_ID",
+                                          "fieldPath": "metadata.labels['pipeline/runid']"}], label
     train = next(v for label, v in executors.items() if "train" in label)
     assert train["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert train["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

@@ -49,9 +49,9 @@ def test_every_task_gets_the_code_version_as_a_constant_input(tmp_path: Path) ->
         tasks = dict(spec["root"]["dag"]["tasks"])
         for component in spec["components"].values():
             tasks.update(component.get("dag", {}).get("tasks", {}))
-        executor_tasks = {name: t for name, t in tasks.items() if not name.startswith("for-loop")}
-        # start, prepare, teacher, train, extract+evaluate, evaluate baseline, report, release, end
-        assert len(executor_tasks) == 9
+        executor_tasks = {name: t for name, t in tasks.items() if not name.startswith("exit-handler")}
+        # start, prepare, teacher, train, extract+evaluate, report, release, end
+        assert len(executor_tasks) == 8
         for name, task in executor_tasks.items():
             value = task["inputs"]["parameters"]["code_version"]["runtimeValue"]["constant"]
             assert value == version, name
@@ -65,7 +65,7 @@ def test_local_cache_hits_only_for_the_same_code_version(tmp_path: Path) -> None
         @dsl.pipeline(name="cache-probe")
         def probe() -> dsl.Dataset:
             task = prepare_data(task="classification", data_json=data_json, data_version="v", code_version=version,
-                                tracking_uri="", parent_run_id="")
+                                tracking_uri="", parent_run_id="", experiment="")
             return task.outputs["prepared"]
 
         return probe

@@ -19,8 +19,8 @@ from tests.kfp.helpers import REPO_ROOT, run_cli
 runner = CliRunner()
 REGISTRY_PATH = "europe-docker.pkg.dev/proj/repo/matta"
 CLUSTER_IMAGE = f"{REGISTRY_PATH}:0.1.0"
-#: start-run, prepare, teacher, train, extract+evaluate (widths), evaluate (baselines), report, release, end-run.
-EXECUTORS = 9
+#: start-run, prepare, teacher, train, extract+evaluate (every width and baseline), report, release, end-run.
+EXECUTORS = 8
 
 
 @pytest.fixture(scope="module")
@@ -36,36 +36,64 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     params = set(spec.root.input_definitions.parameters)
     assert params == {"task", "name", "data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
                       "cache_dir", "measure_speed", "tracking_uri", "parent_run_id"}
+    # Every step inside one ExitHandler; its exit task ends the MLflow parent run however the steps ended.
     root_tasks = spec.root.dag.tasks
+    assert set(root_tasks) == {"exit-handler-1", "end-run"}
+    policy = root_tasks["end-run"].trigger_policy
+    assert policy.strategy == policy.ALL_UPSTREAM_TASKS_COMPLETED
+    assert list(root_tasks["end-run"].dependent_tasks) == ["exit-handler-1"]
+    assert "status" in spec.components["comp-end-run"].input_definitions.parameters  # its PipelineTaskFinalStatus
+    tasks = spec.components["comp-exit-handler-1"].dag.tasks
+    assert set(tasks) == {"start-run", "prepare-data", "cache-teacher-outputs", "train-models", "extract-and-evaluate",
+                          "write-report", "release-models"}
     # The first task opens the tracking run and reads the data's version; prepare's cache key rests on the latter.
-    assert root_tasks["prepare-data"].dependent_tasks == ["start-run"]
-    assert root_tasks["prepare-data"].inputs.parameters["data_version"].task_output_parameter.producer_task == (
-        "start-run")
-    assert set(root_tasks["end-run"].dependent_tasks) == {"release-models", "write-report", "start-run"}
-    # Side effects are never served from a cache; the steps that only compute may be.
-    loop_tasks = {name: t for c in spec.components.values() for name, t in c.dag.tasks.items()}
-    container_tasks = {n: t for n, t in {**root_tasks, **loop_tasks}.items() if not n.startswith("for-loop")}
-    never_cached = {name for name, t in container_tasks.items() if not t.caching_options.enable_cache}
-    assert never_cached == {"start-run", "release-models", "end-run"}
-    assert {"extract-and-evaluate", "evaluate-model", "prepare-data", "train-models"} <= set(container_tasks)
-    assert root_tasks["train-models"].dependent_tasks == ["cache-teacher-outputs", "prepare-data", "start-run"]
-    loops = [t for name, t in root_tasks.items() if name.startswith("for-loop")]
-    assert len(loops) == 2  # the widths and the baselines
-    assert set(root_tasks["write-report"].dependent_tasks) >= {"for-loop-1", "for-loop-2"}
-    # The release is the last step, beside the report: it reads the evaluations and models of both loops.
-    assert set(root_tasks["release-models"].dependent_tasks) >= {"for-loop-1", "for-loop-2", "train-models"}
-    assert set(spec.root.output_definitions.artifacts) == {"report", "report_html", "release"}
+    assert tasks["prepare-data"].dependent_tasks == ["start-run"]
+    assert tasks["prepare-data"].inputs.parameters["data_version"].task_output_parameter.producer_task == "start-run"
+    # Side effects are never served from a cache, nor the report (each run's parent run gets its own); the steps
+    # that only compute may be.
+    never_cached = {name for name, t in tasks.items() if not t.caching_options.enable_cache}
+    assert never_cached == {"start-run", "write-report", "release-models"}
+    assert not root_tasks["end-run"].caching_options.enable_cache
+    # One task extracts and evaluates every width and the baselines; the report and the release read its folders.
+    assert set(tasks["extract-and-evaluate"].dependent_tasks) == {"cache-teacher-outputs", "prepare-data",
+                                                                "train-models"}
+    assert set(tasks["write-report"].dependent_tasks) == {"cache-teacher-outputs", "extract-and-evaluate"}
+    assert "start-run" in tasks["release-models"].dependent_tasks  # its idempotency key: the run's parent run id
+    assert not spec.root.output_definitions.artifacts  # KFP allows no pipeline outputs from inside an ExitHandler
+
+
+def test_the_cacheable_steps_take_nothing_that_changes_from_run_to_run(compiled: Path) -> None:
+    """A per-run value among a task's inputs (the parent run id start-run opens, the KFP job id) would make its
+    cache key new on every run: a cluster run would prepare unchanged data and train an unchanged model again."""
+    spec = validate_pipeline_yaml(compiled)
+    tasks = spec.components["comp-exit-handler-1"].dag.tasks
+    for name, task in tasks.items():
+        if not task.caching_options.enable_cache:
+            continue
+        for input_name, value in task.inputs.parameters.items():
+            producer = value.task_output_parameter.producer_task
+            if producer == "start-run":  # only the data's version, which changes when the data does
+                assert (name, value.task_output_parameter.output_parameter_key) == ("prepare-data", "data_version")
+            assert "{{$" not in value.runtime_value.constant.string_value, (name, input_name)
+            if producer:  # else the output of another cacheable step
+                assert producer == "start-run" or tasks[producer].caching_options.enable_cache, (name, input_name)
+        # The pipeline parameter (empty on a cluster), never the id start-run opened.
+        parent = task.inputs.parameters["parent_run_id"]
+        assert parent.component_input_parameter == "pipelinechannel--parent_run_id", name
+
+
+def _task(doc: dict, name: str) -> dict:
+    return doc["components"]["comp-exit-handler-1"]["dag"]["tasks"][name]
 
 
 @pytest.mark.parametrize(
     ("where", "message"),
     [
         (lambda doc: doc.update(pipelineInfoo={"name": "x"}), "pipelineInfoo"),
-        (lambda doc: doc["root"]["dag"]["tasks"]["prepare-data"].update(retryPolicyy={}), "retryPolicyy"),
+        (lambda doc: _task(doc, "prepare-data").update(retryPolicyy={}), "retryPolicyy"),
         (lambda doc: next(iter(doc["deploymentSpec"]["executors"].values()))["container"].update(imagee="x"),
          "imagee"),
-        (lambda doc: doc["root"]["dag"]["tasks"]["prepare-data"]["componentRef"].update(name="comp-nope"),
-         "comp-nope"),
+        (lambda doc: _task(doc, "prepare-data")["componentRef"].update(name="comp-nope"), "comp-nope"),
         (lambda doc: next(iter(doc["deploymentSpec"]["executors"].values()))["container"].update(image="matta"),
          "has no tag"),
     ],

@@ -21,7 +21,8 @@ def test_compiled_yaml_runs_under_kfp_local_with_the_sqlite_default(tmp_path: Pa
     # Make sure the run below executes the YAML: its code version is a marker nothing else could produce.
     marker = "0.0.0+src.compiled-yaml-marker"
     text = package.read_text()
-    version = yaml.safe_load(text)["root"]["dag"]["tasks"]["prepare-data"]["inputs"]["parameters"]["code_version"]
+    steps = yaml.safe_load(text)["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    version = steps["prepare-data"]["inputs"]["parameters"]["code_version"]
     package.write_text(text.replace(version["runtimeValue"]["constant"], marker))
 
     # Without the ce_only baseline the release has no reference: it is switched off (and must then stay silent).

@@ -18,7 +18,6 @@ from components import prepare_data, start_run
 from matta_core.config import DataSection
 from matta_core.data.version import DataVersionError, data_version
 from pipelines.code_version import code_version
-from pipelines.kfp_local_loops import loop_inputs_kept
 from pipelines.task_settings import PipelineSettings, apply_settings
 from tests.gcs_emulator import gcs_emulator  # noqa: F401  (registers the session fixture)
 from tests.mirror import BANKING77_DIR
@@ -40,14 +39,13 @@ def _prepare_only(data_json: str, code_version: str) -> None:
                       kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
     apply_settings(start, "tracking", PipelineSettings.local(), cache_name="start_run")
     prepare_data(task="classification", data_json=data_json, data_version=start.outputs["data_version"],
-                 code_version=code_version, tracking_uri="", parent_run_id="")
+                 code_version=code_version, tracking_uri="", parent_run_id="", experiment="")
 
 
 def _prepare_cache_hits(caplog: pytest.LogCaptureFixture, data: DataSection) -> int:
     """How many times prepare was served from the cache in one pipeline run (0 or 1)."""
     caplog.clear()
-    with loop_inputs_kept():
-        _prepare_only(data_json=data.model_dump_json(), code_version=code_version())
+    _prepare_only(data_json=data.model_dump_json(), code_version=code_version())
     assert "start-run cache hit" not in caplog.text  # never cached: the version is read on every run
     return caplog.text.count("Task prepare-data cache hit")
 

@@ -30,18 +30,38 @@ def test_every_component_checks_its_image_before_any_work(name: str) -> None:
         body = body[1:]  # the docstring
     first = body[0]
     assert isinstance(first, ast.Assign | ast.Expr) and isinstance(first.value, ast.Call), ast.unparse(first)
-    assert ast.unparse(first.value.func) == "tracked.start_task", ast.unparse(first)
+    called = ast.unparse(first.value.func)
+    if name in ("start_run", "end_run"):  # light tasks (no torch): the same checks, without torch's threads
+        assert called == "prepare_task_process", ast.unparse(first)
+        assert [ast.unparse(a) for a in first.value.args] == ["code_version"], ast.unparse(first)
+        return
+    assert called == "tracked.start_task", ast.unparse(first)
     args = [ast.unparse(a) for a in first.value.args]
-    assert args[0] == "tracking_uri" and args[2] == "code_version", ast.unparse(first)
-    # The first and last tasks open / end the parent run themselves; every other step attaches to it.
-    assert args[1] == ("parent_run_id" if name != "end_run" else "''"), ast.unparse(first)
+    assert args == ["tracking_uri", "parent_run_id", "code_version"], ast.unparse(first)
+
+
+def test_start_task_prepares_the_process_first() -> None:
+    """`start_task` runs `prepare_task_process` (the image check among it) before anything else it does."""
+    from matta_core.steps import tracked
+
+    [function] = ast.parse(textwrap.dedent(inspect.getsource(tracked.start_task))).body
+    assert isinstance(function, ast.FunctionDef)
+    calls = [ast.unparse(s.value.func) for s in function.body if isinstance(s, ast.Expr)
+             and isinstance(s.value, ast.Call)]
+    assert calls[0] == "prepare_task_process", calls
+    from matta_core.task_process import prepare_task_process
+
+    [check] = ast.parse(textwrap.dedent(inspect.getsource(prepare_task_process))).body
+    assert isinstance(check, ast.FunctionDef)
+    first_call = next(s for s in check.body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call))
+    assert ast.unparse(first_call.value.func) == "check_task_code_version"
 
 
 def _run_prepare(tmp_path: Path, code_version: str) -> Path:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     data_json = DataSection(mirror_dir=str(MIRROR_DIR), limit_train_rows=200, limit_test_rows=100).model_dump_json()
     task = prepare_data(task="classification", data_json=data_json, data_version="v", code_version=code_version,
-                        tracking_uri="", parent_run_id="")
+                        tracking_uri="", parent_run_id="", experiment="")
     return Path(task.outputs["prepared"].path)
 
 

@@ -5,9 +5,7 @@ opens its own parent run on the cluster."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +18,7 @@ from matta_core.cli import app
 from matta_core.config import PipelineConfig
 from matta_core.image import IMAGE_ENV
 from pipelines.cluster import cluster_arguments
-from tests.json_stub import JsonStubHandler
+from tests.json_stub import JsonStubHandler, serving
 from tests.kfp.helpers import closed_port
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/matta@sha256:" + "ab" * 32
@@ -64,13 +62,8 @@ class StubKfp(JsonStubHandler):
 @pytest.fixture
 def stub_kfp() -> Iterator[str]:
     StubKfp.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StubKfp)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(StubKfp) as url:
+        yield url
 
 
 def cluster_config(tmp_path: Path, **cluster: Any) -> Path:
@@ -182,7 +175,7 @@ def test_submit_with_cache_never_caches_the_side_effects(tmp_path: Path, stub_kf
     [run] = posted_runs()
     spec = run["body"]["pipeline_spec"]["pipeline_spec"]
     tasks = {n: t for c in [spec["root"], *spec["components"].values()] if "dag" in c
-             for n, t in c["dag"]["tasks"].items() if not n.startswith("for-loop")}
+             for n, t in c["dag"]["tasks"].items() if not n.startswith("exit-handler")}
     cached = {n for n, t in tasks.items() if t.get("cachingOptions", {}).get("enableCache", False)}
-    assert {"start-run", "release-models", "end-run"}.isdisjoint(cached)
+    assert {"start-run", "write-report", "release-models", "end-run"}.isdisjoint(cached)
     assert {"prepare-data", "train-models", "extract-and-evaluate"} <= cached
