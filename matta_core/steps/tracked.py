@@ -105,9 +105,9 @@ def start_task(tracking_uri: str, parent_run_id: str, code_version: str, *, expe
 
 def _parent_of_this_run(tracking_uri: str, experiment: str) -> str:
     """The parent run of the pipeline run this task belongs to, or "" when no tracking store is set."""
-    import os
+    from matta_core.tracking.uri import configured_tracking_uri
 
-    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")).strip()
+    uri = configured_tracking_uri(tracking_uri)
     if not uri:
         return ""
     from matta_core.cluster.run_identity import KFP_RUN_ID_ENV, VERTEX_RUN_LABELS_ENV, current_run_key

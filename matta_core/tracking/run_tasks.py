@@ -14,11 +14,11 @@ Both tasks stay light (no torch, no pandas): each is a process of its own, and i
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from matta_core.data.section import DataSection
+from matta_core.tracking.uri import configured_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def start_pipeline_run(
     print(f"data version: {version}", flush=True)
     if parent_run_id:  # opened by `matta run` on this machine
         return parent_run_id, version
-    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")).strip()
+    uri = configured_tracking_uri(tracking_uri)
     if not uri:
         print("tracking off: no tracking_uri and no MLFLOW_TRACKING_URI (name the MLflow Secret in "
               "cluster.mlflow_secret, or a Secret Manager secret in cluster.settings_secret); the release step will "
@@ -65,7 +65,7 @@ def end_pipeline_run(*, tracking_uri: str, given_parent_run_id: str, experiment:
     exit task's ``PipelineTaskFinalStatus.state``); say what was done."""
     if given_parent_run_id:
         return "nothing to end: the parent run belongs to matta run, which ends it"
-    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")).strip()
+    uri = configured_tracking_uri(tracking_uri)
     if not uri:
         return "nothing to end: the run is untracked"
     from matta_core.tracking.kfp_parent import close_parent_run, find_parent_run

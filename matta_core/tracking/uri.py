@@ -23,6 +23,13 @@ SQLITE_PREFIX = "sqlite:///"
 _HINT = "start it, or leave tracking_uri empty for the embedded sqlite store"
 
 
+def configured_tracking_uri(uri: str | None = None) -> str:
+    """`uri`, else env ``MLFLOW_TRACKING_URI`` (on a cluster: from the MLflow Secret), else "": tracking off.
+
+    Unlike `resolve_tracking_uri`, no embedded default: a cluster task without a store runs untracked."""
+    return (uri or "").strip() or os.environ.get(ENV_TRACKING_URI, "").strip()
+
+
 def resolve_tracking_uri(uri: str | None = None, output_dir: str | Path | None = None) -> str:
     """The tracking URI to use: `uri`, else env ``MLFLOW_TRACKING_URI``, else ``sqlite:///<output_dir>/mlflow.db``.
 
@@ -31,7 +38,7 @@ def resolve_tracking_uri(uri: str | None = None, output_dir: str | Path | None =
     runs in another working directory would otherwise silently open a second, empty store. Any other URI
     (``http(s)://``, ``postgresql://``, ``databricks``, ...) is returned unchanged.
     """
-    chosen = (uri or "").strip() or os.environ.get(ENV_TRACKING_URI, "").strip()
+    chosen = configured_tracking_uri(uri)
     if not chosen:
         base = Path(output_dir) if output_dir is not None else Path.cwd()
         return _sqlite_uri(base.absolute() / DEFAULT_DB_FILE)
