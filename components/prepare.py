@@ -22,10 +22,17 @@ def prepare_data(
     data's content hash) to `prepared`.
 
     `data_version` (the first task reads it: object generations, content hashes) is not read here: it is an input
-    so that the step's cache key changes when the data does, and only then."""
+    so that the step's cache key changes when the data does, and only then.
+
+    Bad data (`matta_core.data.errors.DataError`: an empty file, a missing column, too many bad rows, test labels
+    no training row has) fails the task with matta's message alone; ``MATTA_DEBUG=1`` adds the traceback."""
     from matta_core.config import DataSection
+    from matta_core.data.errors import DataError
     from matta_core.steps import tracked
+    from matta_core.task_errors import exit_on_expected_errors
 
     tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
-    tracked.publish_metrics(metrics, tracked.prepare(data, prepared.path, tracking, task))
+    with exit_on_expected_errors("prepare", DataError):
+        result = tracked.prepare(data, prepared.path, tracking, task)
+    tracked.publish_metrics(metrics, result)

@@ -7,8 +7,9 @@ compiled KFP pipeline's parameters on a cluster.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,13 +25,16 @@ from pydantic import (
 from matta_core.cluster import ClusterSection, ResourcesSection
 from matta_core.config_base import ConfigError, Section
 from matta_core.data.section import DataSection
-from matta_core.features.hashing import FeaturizerConfig
-from matta_core.losses import LossConfig
-from matta_core.models.classifier_config import ClassifierConfig
-from matta_core.models.decoder import DecoderConfig, resolve_widths
-from matta_core.nested.widths import WidthError
-from matta_core.release.config import ReleaseConfig
+from matta_core.loss_config import LossConfig
+from matta_core.release.config import MODEL_PREFIX_PATTERN, ReleaseConfig
 from matta_core.training.config import TrainConfig
+
+# The model families' configs import torch (through the featuriser and the nested layers); they are imported where
+# a section builds one, so that a task which only reads its config sections (prepare, report, release) never loads
+# torch: ~1.2 s per task process (`tests/core/test_import_cost.py`).
+if TYPE_CHECKING:
+    from matta_core.models.classifier_config import ClassifierConfig
+    from matta_core.models.decoder.config import DecoderConfig
 
 #: The model families one pipeline trains: a text classifier, or a causal (decoder) language model.
 Task = Literal["classification", "causal_lm"]
@@ -54,6 +58,8 @@ _Section = Section
 class TeacherSection(_Section):
     # A teacher spec for `matta_core.teachers.make_teacher`; the default is the frozen MiniLM with a fitted head.
     spec: dict[str, Any] = Field(default_factory=lambda: {"kind": "minilm"})
+    # Rows per shard of a new Teacher cache entry: how outputs are stored, not what they are, so not in the cache
+    # key; an entry written with another size is read with its own layout (`matta_core.teacher_cache.key`).
     shard_rows: int = Field(2048, gt=0)
 
     @field_validator("spec")
@@ -77,6 +83,9 @@ class ModelSection(_Section):
     char_ngrams: tuple[int, int] = (3, 5)
 
     def classifier_config(self, num_classes: int) -> ClassifierConfig:
+        from matta_core.features.hashing import FeaturizerConfig
+        from matta_core.models.classifier_config import ClassifierConfig
+
         return ClassifierConfig(
             num_classes=num_classes,
             hidden_widths=tuple(self.hidden_widths),
@@ -115,6 +124,8 @@ class DecoderSection(_Section):
 
     def decoder_config(self, vocab_size: int, n_positions: int | None = None) -> DecoderConfig:
         """The decoder for a Teacher with `vocab_size` tokens; `n_positions` applies when the section sets none."""
+        from matta_core.models.decoder.config import DecoderConfig
+
         positions = self.n_positions or n_positions
         if positions is None:
             raise ValueError("model.n_positions is not set and no Teacher max_length was given to default it to")
@@ -168,6 +179,9 @@ class TrainSection(_Section):
     num_threads: int | None = Field(None, gt=0)
     sandwich_k: int = Field(TrainConfig.sandwich_k, ge=0)
     checkpoint_every: int = Field(0, ge=0)
+    # And after every this many seconds of training (0 = off): a killed run of any length loses at most about this
+    # much work, and runs shorter than it write only the final checkpoint.
+    checkpoint_every_seconds: float = Field(60.0, ge=0.0)
     # Where checkpoints go (a path or gs:// URI), outside the train task's output artifact, so a retried or
     # preempted task resumes from the newest one. None: inside the output (local runs).
     checkpoint_dir: str | None = None
@@ -197,6 +211,7 @@ class TrainSection(_Section):
             num_threads=self.num_threads,
             sandwich_k=self.sandwich_k,
             checkpoint_every=self.checkpoint_every,
+            checkpoint_every_seconds=self.checkpoint_every_seconds,
             loss=LossConfig(**self.loss.model_dump()),
             progress=progress,
         )
@@ -233,10 +248,18 @@ class PipelineConfig(_Section):
     # {"ffn": int | list, "heads": int | list}; stored as explicit pairs.
     widths: list[Any] = Field(default_factory=lambda: [[1024], [512], [256], [128], [64], [32], [16]])
     output_dir: str = "outputs/matta-banking77"
+    # `matta run` keeps the pipeline roots (``<output_dir>/kfp/<run>``) of the newest N runs into the output folder,
+    # plus every one the step cache still points into, and deletes older ones; 0 keeps all. MLflow keeps what the
+    # runs logged.
+    keep_runs: int = Field(5, ge=0)
     # Where Teacher outputs are cached across runs (content-addressed; safe to share between runs and users).
     cache_dir: str = ".matta_cache"
     # MLflow tracking URI; None = the embedded sqlite store in the output folder.
     tracking_uri: str | None = None
+    # How long every process of the run (driver and steps, here or on a cluster) keeps retrying a tracking server
+    # that stopped answering before it fails, in seconds (`matta_core.tracking.retries`); MLflow's own default is
+    # about 4 minutes. MLFLOW_HTTP_REQUEST_* variables already in the environment are kept.
+    tracking_retry_seconds: int = Field(30, ge=0, le=1000)
     # Time batch-1 latency and batch-256 throughput of every width (off for quick tests).
     measure_speed: bool = True
     # Declared after `train`: its validator reads the trained baselines (and checks the default too).
@@ -346,6 +369,9 @@ class PipelineConfig(_Section):
             return TypeAdapter(list[list[int]]).validate_python(widths)
         if not isinstance(widths, list):
             raise ValueError(f"give a list of widths specs, got {widths!r}")
+        from matta_core.models.decoder.widths import resolve_widths
+        from matta_core.nested.widths import WidthError
+
         config = model.decoder_config(vocab_size=1, n_positions=1)  # the vocabulary does not affect widths
         pairs: list[list[list[int]]] = []
         for i, spec in enumerate(widths):
@@ -366,6 +392,8 @@ class PipelineConfig(_Section):
             raise ValueError("list at least one width to extract")
         if not isinstance(model, ModelSection):  # decoder widths were checked as they were resolved
             return widths
+        from matta_core.nested.widths import WidthError
+
         config = model.classifier_config(num_classes=2)  # the class count does not affect widths
         for i, entry in enumerate(widths):
             try:
@@ -387,6 +415,23 @@ class PipelineConfig(_Section):
             raise ValueError(f"baseline_arm {release.baseline_arm!r} is not trained (train.baselines = "
                              f"{list(train.baselines)}): add it to train.baselines, or set release.enabled: false")
         return release
+
+    @field_validator("release")
+    @classmethod
+    def _model_prefix_defaults_to_the_name(cls, release: ReleaseSection, info: ValidationInfo) -> ReleaseSection:
+        # Registered models are named after the run unless release.model_prefix says otherwise, so two pipelines
+        # sharing one MLflow server keep their own champions. Resolved here, once: the steps, the compiled
+        # pipeline's parameters and `matta show-config` all carry the name actually used.
+        name = info.data.get("name")
+        if release.model_prefix is not None or name is None:  # an invalid name is reported on its own
+            return release
+        if re.fullmatch(MODEL_PREFIX_PATTERN, name):
+            return release.model_copy(update={"model_prefix": name})
+        if not release.enabled or info.data.get("task") != "classification":
+            return release  # this run registers nothing, so its name need not fit a registered model's
+        raise ValueError(f"model_prefix is not set, so registered models are named after the run's name, and name "
+                         f"{name!r} cannot begin one (letters, digits, '_', '.' and '-', starting with a letter or "
+                         "digit): rename the run, or set release.model_prefix")
 
     @field_validator("resources")
     @classmethod

@@ -2,15 +2,17 @@
 
 torch sizes its intra-op thread pool by the cores it sees on the node, not by the container's CPU limit: a pod
 limited to 2 CPUs on a 64-core node runs 64 threads, which the kernel's CFS quota then throttles for most of each
-period, so training runs many times slower than with 2 threads. `apply_cpu_limit_to_torch` (called as a task
-starts) fixes that by reading the limit from the places the kernel enforces it: the CPU affinity mask and the
-cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``).
+period, so training runs many times slower than with 2 threads. `apply_cpu_limit_to_torch` fixes that by reading
+the limit from the places the kernel enforces it: the CPU affinity mask and the cgroup CPU quota (v2 ``cpu.max``,
+v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``). A task calls `apply_cpu_limit` as it starts, which does the same
+without importing torch for it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 #: Where cgroup files are mounted inside a container (v2: the process's own cgroup; v1: one folder per controller).
@@ -25,6 +27,26 @@ def cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
     since the last thread still gets useful time; at least 1."""
     limits = [n for n in (_affinity(), _cgroup_quota(root)) if n is not None]
     return max(1, min(limits)) if limits else None
+
+
+def apply_cpu_limit() -> int | None:
+    """What a task calls as it starts: torch's intra-op threads limited to `cpu_limit()`, whether or not the task
+    goes on to use torch. Returns the thread count set, or None where nothing was set.
+
+    With torch imported: `apply_cpu_limit_to_torch()`. Not imported: the limit goes into ``OMP_NUM_THREADS``,
+    which torch reads when it sizes its thread pool, so a task that never uses torch (prepare, report, release)
+    does not import it (~1.2 s) only to set its thread count. Left alone when ``OMP_NUM_THREADS`` is set. Unlike
+    `apply_cpu_limit_to_torch` this may exceed torch's default where that is the physical core count and the
+    limit counts hyper-threads: one thread per CPU the task may use, which its quota allows.
+    """
+    if "torch" in sys.modules:
+        return apply_cpu_limit_to_torch()
+    if os.environ.get(OMP_ENV):
+        return None
+    limit = cpu_limit()
+    if limit is not None:
+        os.environ[OMP_ENV] = str(limit)
+    return limit
 
 
 def apply_cpu_limit_to_torch(explicit: int | None = None) -> int:

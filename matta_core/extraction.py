@@ -54,7 +54,6 @@ def extracted_config(config: ClassifierConfig, widths: Widths, labels: tuple[str
 def extract(model: NestedClassifier, widths: Widths) -> StandaloneClassifier:
     """A standalone copy of `model` at per-layer `widths` (validated; errors name the layer and allowed range)."""
     widths = model.check_widths(widths)
-    standalone = extracted_config(model.config, widths).build()
     state: dict[str, torch.Tensor] = {
         "embedding.weight": model.embedding.weight.detach().clone(),
         "idf": model.idf.detach().clone(),
@@ -66,8 +65,9 @@ def extract(model: NestedClassifier, widths: Widths) -> StandaloneClassifier:
         in_width = width
     for name, tensor in model.head.sliced_state(in_width, model.config.num_classes).items():
         state[f"head.{name}"] = tensor
-    standalone.load_state_dict(state, strict=True)
-    return standalone.eval()
+    # Every tensor above is a fresh copy, so the model can own them: built around them, not initialised and then
+    # overwritten (the embedding table's random draw is most of an extraction's time).
+    return extracted_config(model.config, widths).build(weights=state).eval()
 
 
 def expected_param_count(config: ClassifierConfig, widths: Widths) -> int:

@@ -10,8 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from matta_core.config import ModelSection, PipelineConfig
-from matta_core.steps import evaluate_step, extract_step, prepare_step, report_step, teacher_step, train_step
+from matta_core.steps.evaluate_step import evaluate_step
+from matta_core.steps.extract_step import extract_step
 from matta_core.steps.layout import BASELINES_DIR
+from matta_core.steps.prepare_step import prepare_step
+from matta_core.steps.report_step import report_step
+from matta_core.steps.teacher_step import teacher_step
+from matta_core.steps.train_step import train_step
 
 
 @dataclass
@@ -58,7 +63,8 @@ def run_local(config: PipelineConfig, progress: bool = True) -> LocalRun:
         evaluations.append(
             timed("evaluate", evaluate_step, str(model_dir), prepared, str(eval_dir), config.data, config.measure_speed)
         )
-    report = timed("report", report_step, evaluations, teacher, str(out / "report"))
+    report = timed("report", report_step, evaluations, teacher, str(out / "report"), prepared_dir=prepared,
+                   trained_dir=trained)
     return LocalRun(out, report, seconds)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from matta_core import storage
 from matta_core.config import PipelineConfig
 from matta_core.data import DATASETS
+from matta_core.environment import environment
 from matta_core.image import ImageBuildError
 from matta_core.imagebuild.build import image_info
 from matta_core.imagebuild.engine import Engine, docker_api, find_engine
@@ -191,8 +192,8 @@ def docker_session(
     listed, user = check_image(chosen, image, code_version)
     uid = int(user.split(":")[0]) if user.split(":")[0].isdigit() else 0
     config = absolute_local_paths(config)
-    environment = forwarded_environment()
-    paths = host_paths(config, environment)
+    forwarded = forwarded_environment()
+    paths = host_paths(config, forwarded)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         tracking_uri, artifact_dirs = stack.enter_context(_tracking_for_containers(tracking_uri, config.name,
@@ -202,9 +203,9 @@ def docker_session(
         mounts = [Mount(target=str(p.path), source=str(p.path), type="bind", read_only=not p.writable)
                   for p in paths]
         docker_host = stack.enter_context(docker_api(chosen))
-        stack.enter_context(_environment({"DOCKER_HOST": docker_host}))
+        stack.enter_context(environment({"DOCKER_HOST": docker_host}))
         stack.enter_context(_exit_status_kept())
-        runner = local.DockerRunner(mounts=mounts, network_mode="host", environment=environment)
+        runner = local.DockerRunner(mounts=mounts, network_mode="host", environment=forwarded)
         yield ContainerRun(runner=runner, image=listed, config=config, tracking_uri=tracking_uri)
 
 
@@ -271,20 +272,6 @@ def run_task_container(client: Any, image: str, command: list[str], volumes: dic
     finally:
         with contextlib.suppress(APIError):
             container.remove(force=True)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def compiled_for_image(image: str, package: Path | None = None) -> Any:

@@ -17,7 +17,8 @@ sections as JSON (``data_json``, ``teacher_json``, ``model_json``, ``train_json`
 [ffn_width, n_heads] pair per block for ``causal_lm``), ``cache_dir``, ``measure_speed``, and the MLflow
 ``tracking_uri`` + ``parent_run_id``.
 
-Tracking and caching. ``matta run`` opens the parent run and passes its id. A cluster run passes neither:
+Tracking and caching. ``matta run`` opens the parent run, passes its id to ``start_run`` and puts its run's
+identity in every task's environment, as a cluster does. A cluster run passes neither:
 ``start_run`` opens (or, retried, finds) the parent run of this KFP run in the store the MLflow Secret names. Only
 the tasks that are never cached (``release_models``, whose idempotency key it is) take that id as an input; the
 steps that may be cached take nothing that changes from run to run (a new parent id per run would make every
@@ -97,7 +98,7 @@ def build_pipeline(
                 kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ), "tracking", "start-run", "start_run")
             _steps(configured, task=task, name=name, code_version=code_version, tracking_uri=tracking_uri,
-                   parent_run_id=parent_run_id, run_parent_id=start.outputs["parent_run_id"],
+                   run_parent_id=start.outputs["parent_run_id"],
                    data_version=start.outputs["data_version"], data_json=data_json, teacher_json=teacher_json,
                    model_json=model_json, train_json=train_json, release_json=release_json, widths=widths,
                    cache_dir=cache_dir, measure_speed=measure_speed)
@@ -105,15 +106,17 @@ def build_pipeline(
     return matta_pipeline
 
 
-def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking_uri: Any, parent_run_id: Any,
-           run_parent_id: Any, data_version: Any, data_json: Any, teacher_json: Any, model_json: Any,
-           train_json: Any, release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> None:
+def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking_uri: Any, run_parent_id: Any,
+           data_version: Any, data_json: Any, teacher_json: Any, model_json: Any, train_json: Any,
+           release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> None:
     """The steps between the first and the exit task; `configured(task, step, display_name)` applies settings.
 
-    `parent_run_id` is the pipeline parameter (the same on every run of a cluster pipeline: empty), which the
-    cacheable steps take; `run_parent_id` is the parent run `start_run` opened, which only the release takes."""
+    `run_parent_id` is the parent run `start_run` opened (or was given), which only the release takes. The steps
+    that may be cached get no parent id at all, even when ``matta run`` passes one to `start_run`: they find the
+    parent by the run's identity, so a rerun with unchanged inputs hits their cache (`pipelines.local_runner`
+    resumes an unfinished run that way)."""
     common: dict[str, Any] = {
-        "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": parent_run_id,
+        "task": task, "code_version": code_version, "tracking_uri": tracking_uri, "parent_run_id": "",
         "experiment": name,
     }
     prepare = configured(prepare_data(data_json=data_json, data_version=data_version, **common), "prepare",
@@ -133,8 +136,9 @@ def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking
     ), "evaluate", "extract-evaluate")
     evaluations = evaluate.outputs["evaluations"]
 
-    configured(write_report(evaluations=evaluations, teacher=teacher.outputs["teacher"], **common), "report",
-               "report")
+    # The prepared data and the trained folder too: the report's header shows their quarantine counts and warnings.
+    configured(write_report(evaluations=evaluations, teacher=teacher.outputs["teacher"], prepared=prepared,
+                            trained=trained, **common), "report", "report")
     # Beside the report, not after it: both read only the evaluations (the local runner runs two steps at once).
     release_common = {**{k: v for k, v in common.items() if k != "experiment"}, "parent_run_id": run_parent_id}
     configured(release_models(

@@ -6,11 +6,12 @@
 timeout) and ``cluster:`` sections (images, the MLflow Secret, the settings ConfigMap, the Secret Manager settings
 secret, image pull secrets).
 
-Two settings travel as plain environment variables in the pipeline spec proper, because Vertex AI reads that part
-and drops the Kubernetes platform spec: the Secret Manager secret's *name* (`SETTINGS_SECRET_ENV`; never a value:
-each task fetches the payload itself, `matta_core.cluster.secret_settings`) and the step's timeout
+Three settings travel as plain environment variables in the pipeline spec proper, because Vertex AI reads that
+part and drops the Kubernetes platform spec: the Secret Manager secret's *name* (`SETTINGS_SECRET_ENV`; never a
+value: each task fetches the payload itself, `matta_core.cluster.secret_settings`), the step's timeout
 (`TASK_TIMEOUT_ENV`, which a watchdog in the task enforces, `matta_core.task_timeout`; on KFP the pod's deadline
-from `kubernetes.set_timeout` is set as well).
+from `kubernetes.set_timeout` is set as well) and the tracking retry budget (`RETRY_SECONDS_ENV`: how long a task
+retries an MLflow server that stopped answering, `matta_core.tracking.retries`).
 
 Caching is not a setting: which tasks may be cached is part of the pipeline (`NEVER_CACHED`), the same everywhere.
 """
@@ -33,6 +34,7 @@ from matta_core.cluster.run_identity import KFP_RUN_ID_ENV, KFP_RUN_ID_POD_LABEL
 from matta_core.cluster.secret_settings import SETTINGS_SECRET_ENV
 from matta_core.config import PipelineConfig
 from matta_core.task_timeout import TASK_STEP_ENV, TASK_TIMEOUT_ENV
+from matta_core.tracking.retries import RETRY_SECONDS_ENV
 
 #: Tasks with side effects, or whose output must be read afresh on every run: never served from a cache.
 #: ``start_run`` opens the MLflow parent run and reads the data's version; ``release`` writes to the registry;
@@ -52,6 +54,8 @@ class PipelineSettings:
     settings_config_map: str | None = None
     settings_secret: str | None = None
     image_pull_secrets: tuple[str, ...] = field(default_factory=tuple)
+    # `tracking_retry_seconds`, as the task's MATTA_TRACKING_RETRY_SECONDS (a local run's steps inherit it).
+    tracking_retry_seconds: int | None = None
 
     @classmethod
     def local(cls) -> PipelineSettings:
@@ -62,7 +66,8 @@ class PipelineSettings:
         cluster = config.cluster
         return cls(resources=config.resources, image=image, gpu_image=gpu_image,
                    mlflow_secret=cluster.mlflow_secret, settings_config_map=cluster.settings_config_map,
-                   settings_secret=cluster.settings_secret, image_pull_secrets=tuple(cluster.image_pull_secrets))
+                   settings_secret=cluster.settings_secret, image_pull_secrets=tuple(cluster.image_pull_secrets),
+                   tracking_retry_seconds=config.tracking_retry_seconds)
 
     def image_of(self, resources: StepResources) -> str | None:
         """The image of a task: the GPU image where it requests an accelerator, else the CPU image."""
@@ -87,6 +92,10 @@ def apply_settings(task: Any, step: str, settings: PipelineSettings, *, cache_na
                                          {k: k for k in SETTINGS_CONFIG_MAP_KEYS}, optional=True)
     if settings.settings_secret:
         task.set_env_variable(SETTINGS_SECRET_ENV, settings.settings_secret)
+    if settings.tracking_retry_seconds is not None:
+        # Not MLflow's own variables: the task turns this into them after its Secret / ConfigMap / Secret Manager
+        # settings are in place, so a value set there wins (`matta_core.tracking.retries`).
+        task.set_env_variable(RETRY_SECONDS_ENV, str(settings.tracking_retry_seconds))
     if settings.image_pull_secrets:
         kubernetes.set_image_pull_secrets(task, list(settings.image_pull_secrets))
     if settings.resources is None:

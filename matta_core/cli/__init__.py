@@ -7,6 +7,7 @@ from matta_core.cli import (
     image_cmds,  # noqa: F401  (registers its commands)
     pipeline_cmds,  # noqa: F401  (registers its commands)
     release_cmds,  # noqa: F401  (registers its commands)
+    runs_cmds,  # noqa: F401  (registers its commands)
 )
 from matta_core.cli.app import app
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from matta_core.cli.errors import fail
 from matta_core.config import ConfigError, PipelineConfig
 
 
@@ -26,11 +27,11 @@ def parse_overrides(values: list[str]) -> dict[str, object]:
 
 
 def load_config(config: Path | None, overrides: list[str]) -> PipelineConfig:
+    """The validated run configuration of `--config` and `--set`; a bad one is reported as one error, exit 2."""
     try:
         return PipelineConfig.load(config, parse_overrides(overrides))
     except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON run configuration.")]

@@ -18,6 +18,7 @@ import typer
 
 from matta_core.cli.app import app
 from matta_core.cli.common import ConfigOption, SetOption, load_config
+from matta_core.cli.errors import fail
 
 component_app = typer.Typer(help="Run one pipeline step from files on disk (the component's own code).",
                             no_args_is_help=True)
@@ -46,8 +47,7 @@ def prepare(
     try:  # what the pipeline's first task reads; the step records nothing of it, but takes it as its cache key
         version = data_version(DataSection.model_validate_json(args["data_json"]))
     except DataVersionError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     _call("prepare", data_json=args["data_json"], data_version=version, prepared=_dataset(prepared),
           **_shared(args), metrics=_metrics(metrics, prepared))
 
@@ -219,8 +219,7 @@ def _call(name: str, **kwargs: Any) -> Any:
     try:
         result = func(**kwargs)
     except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     metrics = kwargs["metrics"]
     typer.echo(f"{name}: done; metrics in {metrics.path}")
     for key, value in sorted(metrics.metadata.items()):

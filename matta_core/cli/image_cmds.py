@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from matta_core.cli.app import app
+from matta_core.cli.errors import fail
 
 image_app = typer.Typer(help="The container image the pipeline's components run in.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
@@ -60,7 +61,6 @@ def build(
         if push:
             push_image(chosen, name)
     except (ImageTagError, ImageBuildError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     typer.echo(f"image {built.name} ready ({built.size_bytes / 1e9:.2f} GB, code version {built.code_version}); "
                f"run the pipeline in it: matta run --runner docker --image {built.name}")

@@ -14,6 +14,7 @@ import typer
 
 from matta_core.cli.app import app
 from matta_core.cli.common import ConfigOption, SetOption, load_config
+from matta_core.cli.errors import fail
 
 
 @app.command()
@@ -22,8 +23,10 @@ def run(
     set_: SetOption = [],  # noqa: B006 - typer reads the default, it is never mutated
     tracking: Annotated[bool, typer.Option(help="Record the run in MLflow (tracking_uri, default "
                                                 "<output_dir>/mlflow.db).")] = True,
-    cache: Annotated[bool, typer.Option(help="Use kfp.local's step cache under <output_dir>/kfp (keys include the "
-                                             "code version).")] = False,
+    cache: Annotated[bool, typer.Option(
+        help="kfp.local's step cache under <output_dir>/kfp (keys: every input and the code version): a rerun "
+             "reuses the steps whose inputs did not change, and resumes an unfinished run; --no-cache runs every "
+             "step.")] = True,
     package: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
         help="Run this compiled pipeline YAML (from `matta compile`) instead of the pipeline in the source tree.",
@@ -37,11 +40,14 @@ def run(
         help="With --runner docker: docker or podman (default: a Docker engine that answers, else podman).")] = None,
 ) -> None:
     """Run the whole Kubeflow pipeline on this machine through kfp.local (one process or container per step)."""
+    from matta_core.cli.errors import fail
     from matta_core.config import ConfigError
     from matta_core.image import ImageTagError
+    from matta_core.tracking.outage import TrackingUnavailable
     from pipelines.container_runner import ContainerRunError
     from pipelines.local_runner import RUNNERS, PipelineFailed, run_pipeline
     from pipelines.preflight import PreflightError
+    from pipelines.run_lock import RunFolderBusy
 
     if runner not in RUNNERS:
         typer.echo(f"error: --runner {runner!r} is not one of: {', '.join(RUNNERS)}", err=True)
@@ -57,12 +63,14 @@ def run(
             pipeline = None
         result = run_pipeline(run_config, track=tracking, enable_caching=cache, pipeline=pipeline, runner=runner,
                               image=image, package=package if runner == "docker" else None, engine=engine)
-    except (ConfigError, PreflightError, ContainerRunError, ImageTagError) as error:
+    except (ConfigError, PreflightError, ContainerRunError, ImageTagError, RunFolderBusy) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except PipelineFailed as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except TrackingUnavailable as error:  # the run started, then its server went away: like a failed step
+        fail(error, 1)
     typer.echo(f"\npipeline finished in {result.seconds:.1f} s")
     for line in result.where_to_look():
         typer.echo(line)
@@ -77,8 +85,7 @@ def _load_package(package: Path) -> Any:
     try:
         validate_pipeline_yaml(package)
     except PipelineSpecError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     return components.load_component_from_file(str(package))
 
 
@@ -125,11 +132,9 @@ def compile_(
             run_config = load_config(config, set_)
             done = compile_cluster_pipeline(run_config, output, image=image, gpu_image=gpu_image)
         except (ConfigError, PreflightError, ImageTagError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            fail(error)
         except PipelineSpecError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
+            fail(error, 1)
         for warning in cluster_warnings(run_config):
             typer.echo(f"warning: {warning}", err=True)
         typer.echo(f"wrote {output}: pipeline {done.spec.pipeline_info.name!r} for a cluster, image {done.image}"
@@ -139,13 +144,11 @@ def compile_(
     try:
         chosen = check_image_ref(image or default_image_tag()) if allow_local_image else cluster_image(image)
     except ImageTagError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     try:
         spec = compile_pipeline(output, image=chosen)
     except PipelineSpecError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(error, 1)
     typer.echo(f"wrote {output}: pipeline {spec.pipeline_info.name!r}, {len(spec.components)} components, "
                f"image {chosen}, code version {code_version()}; validated against the pipeline-spec schema")
 
@@ -214,8 +217,7 @@ def submit(
         else:
             raise ValueError(f"--backend {backend!r}: choose kfp or vertex")
     except (ConfigError, PreflightError, ImageTagError, VertexError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail(error)
     for warning in cluster_warnings(run_config):
         typer.echo(f"warning: {warning}", err=True)
 

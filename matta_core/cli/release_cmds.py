@@ -1,6 +1,7 @@
 """`matta promote`, `matta rollback`, `matta models list` and `matta schedule`: the release stage by hand.
 
-All registry commands take ``--tracking-uri`` (default: ``MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
+All registry commands take ``--tracking-uri`` (default: ``MLFLOW_TRACKING_URI``; neither set is an error, and a
+sqlite store must exist: see `matta_core.cli.registry_store`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import typer
 
 from matta_core.cli.app import app
 from matta_core.cli.common import ConfigOption, SetOption, load_config, parse_overrides
+from matta_core.cli.errors import fail
+from matta_core.cli.registry_store import registry_client
 
 TrackingUriOption = Annotated[str | None, typer.Option(
-    "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")]
+    "--tracking-uri", help="MLflow tracking URI, e.g. sqlite:///outputs/<name>/mlflow.db (default: "
+                           "MLFLOW_TRACKING_URI). A sqlite file that does not exist is refused, not created.")]
 HostOption = Annotated[str, typer.Option("--host", help="KFP API endpoint, e.g. http://localhost:8080.")]
 
 models_app = typer.Typer(help="Registered models of the size classes.", no_args_is_help=True)
@@ -29,7 +33,10 @@ app.add_typer(schedule_app, name="schedule")
 
 @contextmanager
 def _user_errors(*also: type[Exception]) -> Iterator[None]:
-    """Errors a user can fix (bad version, reserved alias, held lock, bad cron; `also`) as one line and exit 2."""
+    """Errors a user can fix (bad version, reserved alias, held lock, bad cron; `also`) as one line and exit 2.
+
+    Wider than the CLI-wide `matta_core.cli.errors.EXPECTED_ERRORS`: inside these commands a ValueError or a
+    missing file comes from what the user typed, not from a bug."""
     from matta_core.release.cron import CronError
     from matta_core.release.lock import LockLostError, LockTimeoutError
     from matta_core.release.registry import AliasRaceError
@@ -38,18 +45,7 @@ def _user_errors(*also: type[Exception]) -> Iterator[None]:
         yield
     except (ValueError, CronError, LockTimeoutError, LockLostError, AliasRaceError, FileNotFoundError,
             *also) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _client(tracking_uri: str | None) -> Any:
-    from mlflow import MlflowClient
-
-    from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_uri(uri)
-    return MlflowClient(uri)
+        fail(error)
 
 
 @app.command()
@@ -65,7 +61,7 @@ def promote(
     from matta_core.release.promote import promote as do_promote
 
     with _user_errors():
-        change = do_promote(_client(tracking_uri), model, to=to, version=version, by=by)
+        change = do_promote(registry_client(tracking_uri), model, to=to, version=version, by=by)
     typer.echo(change.describe())
 
 
@@ -79,7 +75,7 @@ def rollback(
     from matta_core.release.promote import rollback as do_rollback
 
     with _user_errors():
-        change = do_rollback(_client(tracking_uri), model, by=by)
+        change = do_rollback(registry_client(tracking_uri), model, by=by)
     typer.echo(change.describe())
 
 
@@ -92,7 +88,8 @@ def models_list(
     """Size classes with their champion, challenger and previous versions and key metrics."""
     from matta_core.release.promote import format_models_table, list_models
 
-    summaries = list_models(_client(tracking_uri), prefix)
+    with _user_errors():
+        summaries = list_models(registry_client(tracking_uri), prefix)
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2, sort_keys=True))
     else:

@@ -64,5 +64,39 @@ class MissingColumnsError(DataValidationError):
         self.found = list(found)
 
 
+class EmptyFileError(DataValidationError):
+    """A source file with no header and no records at all (0 bytes, or blank lines only)."""
+
+    def __init__(self, file: str, fmt: str, required: Sequence[str]) -> None:
+        columns = ", ".join(repr(c) for c in required)
+        expected = {
+            "csv": f"a header row naming the columns ({columns}), then one row per example",
+            "jsonl": f"one JSON object per line with the keys {columns}",
+            "parquet": f"a table with the columns {columns}",
+        }.get(fmt, f"the columns {columns}")
+        super().__init__(f"{file}: the file is empty (no header, no data rows); expected {expected}.")
+        self.file = file
+
+
+class UnseenTestLabelsError(DataValidationError):
+    """Test rows whose labels never occur in the training split: no model could predict them.
+
+    `labels` maps each such label to its number of test rows.
+    """
+
+    def __init__(self, message: str, *, file: str, labels: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.file = file
+        self.labels = dict(labels)
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """A data file that does not exist (a `FileNotFoundError` too, for callers that catch that)."""
+
+
+class UnsupportedFormatError(DataError, ValueError):
+    """A data file whose table format is unknown or cannot be told from its name (a `ValueError` too)."""
+
+
 class IncompletePreparedDataError(DataError):
     """A prepared-data folder without a (valid) manifest.json: the run that wrote it failed or is still running."""

@@ -43,6 +43,9 @@ class Manifest:
         content_hash: sha256 over the canonical content of all splits + label map + schema.
         created_by: "matta <version>".
         created_at: UTC time, ISO 8601.
+        warnings: what did not stop the preparation but makes a run's numbers mean less, each a dict with a
+            `code` ("unseen_test_labels", "rare_labels", "too_many_labels", "control_chars_cleaned"), a one-line
+            `message` for people, and the numbers behind it (`matta_core.data.label_checks`).
     """
 
     dataset: str
@@ -60,6 +63,8 @@ class Manifest:
     created_by: str
     created_at: str
     format: str = field(default=MANIFEST_FORMAT)
+    # Defaulted so that manifests written before warnings existed still load.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:

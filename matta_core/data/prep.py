@@ -1,9 +1,10 @@
 """`prepare_dataset`: a registered data set or a user file in, validated deterministic splits and a manifest out.
 
 Flow: resolve the source (registry fetch or user URI) -> read each file (`tables`) -> check columns (whole-file
-errors stop here, before anything is written) -> validate rows (`validate`) -> clear the output folder's manifest
-and splits -> write quarantine.jsonl -> enforce `max_bad_fraction` -> split (`split`) -> write the split Parquet
-files -> write manifest.json last.
+errors stop here, before anything is written) -> validate rows (`validate`) -> split (`split`) -> clear the output
+folder's manifest and splits -> test labels no training row has (`label_checks`: an error, or quarantined, or
+kept with a warning) -> write quarantine.jsonl -> enforce `max_bad_fraction` -> write the split Parquet files ->
+label warnings -> write manifest.json last.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 import pandas as pd
 
 from matta_core import storage
+from matta_core.data.control_chars import CONTROL_CHAR_MODES
 from matta_core.data.errors import DataValidationError
+from matta_core.data.label_checks import UNSEEN_TEST_LABEL_MODES, check_unseen_test_labels, label_warnings
 from matta_core.data.manifest import MANIFEST_FILE, Manifest, content_hash, imbalance_report, label_map_for
 from matta_core.data.prepared import parquet_bytes, split_file
 from matta_core.data.quarantine import QUARANTINE_FILE, Reason
@@ -66,7 +69,9 @@ def prepare_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     salt: str = DEFAULT_SALT,
-    min_rows_per_label: int = 10,
+    min_rows_per_label: int = 5,
+    control_chars: str = "quarantine",
+    unseen_test_labels: str = "error",
     name: str | None = None,
     fmt: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -84,18 +89,34 @@ def prepare_dataset(
         val_fraction / test_fraction: shares of the training pool for validation / test (test_fraction is
             ignored when the source has a test split).
         salt: changes which rows fall in which split; recorded in the manifest.
-        min_rows_per_label: labels with fewer training rows are flagged in the imbalance report.
+        min_rows_per_label: labels with fewer training rows are flagged in the imbalance report and warned about,
+            and so is an average below it (more labels than the rows can support).
+        control_chars: rows whose text or label holds control characters (NUL, ESC, ...; not tab, newline, CR):
+            "quarantine" sets them aside, "clean" keeps them with the characters removed and warns with the count.
+        unseen_test_labels: test rows of `test_source` (or a registry test file) whose label no training row has:
+            "error" raises `UnseenTestLabelsError`, "drop" quarantines them, "keep" keeps them with a warning.
         name: data set name for the manifest (default: registry name or the file's stem).
         fmt: table format when the extension does not tell ("csv", "jsonl", "parquet").
         cache_dir, mirror_dir: passed to `fetch_dataset` for registry sources.
 
     Raises:
-        MissingColumnsError: a source lacks a schema column (nothing is written).
+        EmptyFileError, MissingColumnsError: a source is empty or lacks a schema column (nothing is written).
+        UnseenTestLabelsError: test labels no training row has, with unseen_test_labels="error" (the folder is
+            left without a manifest).
         DataValidationError: too many rows quarantined (quarantine.jsonl is still written), no data rows, or no
             valid training rows.
+
+    The manifest's `warnings` list what did not stop the run but makes its numbers mean less (`label_checks`).
     """
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}.")
+    # Checked before any file is read, so a typo does not wait for a large download to fail.
+    if control_chars not in CONTROL_CHAR_MODES:
+        raise ValueError(f"control_chars must be one of {list(CONTROL_CHAR_MODES)}, got {control_chars!r}.")
+    if unseen_test_labels not in UNSEEN_TEST_LABEL_MODES:
+        raise ValueError(
+            f"unseen_test_labels must be one of {list(UNSEEN_TEST_LABEL_MODES)}, got {unseen_test_labels!r}."
+        )
     src = _resolve_source(source, schema, test_source, name, cache_dir, mirror_dir)
     if src.test_uri is not None:
         test_fraction = 0.0
@@ -109,18 +130,19 @@ def prepare_dataset(
     for role, table in tables.items():
         src.record["files"][role]["sha256"] = table.sha256
 
-    sources = _validate(tables, src.schema)
+    sources = _validate(tables, src.schema, control_chars)
+    rows = _assign_splits(sources, salt=salt, val_fraction=val_fraction, test_fraction=test_fraction)
+
+    _clear_outputs(out_uri)
+    data_warnings = check_unseen_test_labels(rows, sources.get("test"), unseen_test_labels)
     quarantined = sorted(
         (q for s in sources.values() for q in s.quarantined), key=lambda q: (q.file != src.train_uri, q.file, q.row)
     )
-
-    _clear_outputs(out_uri)
     quarantine_uri = storage.join(out_uri, QUARANTINE_FILE)
     storage.write_bytes(quarantine_uri, "".join(q.to_json() + "\n" for q in quarantined).encode("utf-8"))
     quarantine = _quarantine_summary(sources, len(quarantined), tables, max_bad_fraction)
     _enforce_threshold(src, quarantine, quarantine_uri)
 
-    rows = _assign_splits(sources, salt=salt, val_fraction=val_fraction, test_fraction=test_fraction)
     labels = src.schema.labels if src.schema.labels is not None else [r.label for rs in rows.values() for r in rs]
     label_map = label_map_for(labels)
     frames = {split: _split_frame(rows[split], label_map, src.schema) for split in SPLITS}
@@ -133,6 +155,8 @@ def prepare_dataset(
         files[split] = {"path": split_file(split), "sha256": _sha256(data), "rows": len(frames[split])}
 
     label_counts = {s: dict(sorted(Counter(frames[s]["label_name"].tolist()).items())) for s in SPLITS}
+    data_warnings += _cleaned_warning(sources, control_chars)
+    data_warnings += label_warnings(label_counts["train"], list(label_map), min_rows_per_label)
     manifest = Manifest(
         dataset=src.dataset,
         source=src.record,
@@ -154,6 +178,7 @@ def prepare_dataset(
         content_hash=content_hash(frames, label_map, src.schema),
         created_by=_created_by(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        warnings=data_warnings,
     )
     # Last write: its presence is what marks the folder as a finished run.
     storage.write_text(storage.join(out_uri, MANIFEST_FILE), manifest.to_json())
@@ -211,20 +236,32 @@ def _resolve_source(
     return _Source(name or stem, schema or DataSchema(), source, test_source, {"kind": "file", "files": files})
 
 
-def _validate(tables: dict[str, SourceTable], schema: DataSchema) -> dict[str, ValidatedSource]:
+def _validate(tables: dict[str, SourceTable], schema: DataSchema, control_chars: str) -> dict[str, ValidatedSource]:
     sources: dict[str, ValidatedSource] = {}
     if "test" in tables:
-        test = validate_rows(tables["test"], schema)
+        test = validate_rows(tables["test"], schema, control_chars=control_chars)
         drop_conflicting_labels(test)
         drop_duplicates(test)
         sources["test"] = test
-    train = validate_rows(tables["train"], schema)
+    train = validate_rows(tables["train"], schema, control_chars=control_chars)
     drop_conflicting_labels(train)
     if "test" in sources:
         drop_test_leaks(train, sources["test"].texts, tables["test"].uri)
     drop_duplicates(train)
     sources["train"] = train
     return sources
+
+
+def _cleaned_warning(sources: dict[str, ValidatedSource], control_chars: str) -> list[dict[str, Any]]:
+    cleaned = {role: s.cleaned for role, s in sorted(sources.items()) if s.cleaned}
+    if not cleaned:
+        return []
+    per_file = ", ".join(f"{n} in {sources[role].table.uri}" for role, n in cleaned.items())
+    message = (
+        f"{sum(cleaned.values())} row(s) had control characters (NUL, ESC, ...) removed from their text or label "
+        f"(data.control_chars: {control_chars}): {per_file}. Set data.control_chars: quarantine to set them aside."
+    )
+    return [{"code": "control_chars_cleaned", "message": message, "rows": sum(cleaned.values()), "by_source": cleaned}]
 
 
 def _clear_outputs(out_uri: str) -> None:
@@ -266,9 +303,9 @@ def _enforce_threshold(src: _Source, quarantine: dict[str, Any], quarantine_uri:
         per_reason = ", ".join(f"{r}={n}" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         raise DataValidationError(
             f"Data validation failed for {src.dataset!r}: {quarantine['rows']} of {input_rows} input rows "
-            f"({fraction:.2%}) were quarantined, above max_bad_fraction={limit:.2%}. Quarantined per reason: "
+            f"({fraction:.2%}) were quarantined, above data.max_bad_fraction={limit:.2%}. Quarantined per reason: "
             f"{per_reason}. Each row, with its file, row number, reason and original values, is listed in "
-            f"{quarantine_uri}. Fix the source rows, or raise max_bad_fraction to accept them being dropped."
+            f"{quarantine_uri}. Fix the source rows, or raise data.max_bad_fraction to accept them being dropped."
             + (_NON_UTF8_HINT if counts.get(str(Reason.NON_UTF8)) else ""),
             counts=counts,
             bad_fraction=fraction,

@@ -29,6 +29,8 @@ class Reason(StrEnum):
 
     NON_UTF8 = "non_utf8"
     MALFORMED_ROW = "malformed_row"
+    # NUL, ESC, C1 codes... in the text or label (`matta_core.data.control_chars`), unless data.control_chars: clean.
+    CONTROL_CHARS = "control_chars"
     EMPTY_TEXT = "empty_text"
     MISSING_LABEL = "missing_label"
     UNKNOWN_LABEL = "unknown_label"
@@ -36,6 +38,8 @@ class Reason(StrEnum):
     CONFLICTING_LABEL = "conflicting_label"
     LEAKS_INTO_TEST = "leaks_into_test"
     DUPLICATE = "duplicate"
+    # A test row whose label no training row has, set aside under data.unseen_test_labels: drop.
+    UNSEEN_TEST_LABEL = "unseen_test_label"
 
 
 @dataclass

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from matta_core import storage
-from matta_core.data.errors import DataValidationError
+from matta_core.data.errors import DataFileNotFoundError, DataValidationError, UnsupportedFormatError
 from matta_core.data.quarantine import QuarantinedRow, Reason, display_text, has_surrogate
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -59,11 +59,13 @@ def detect_format(uri: str, fmt: str | None = None) -> str:
     """The table format: `fmt` when given, else from the file extension."""
     if fmt is not None:
         if fmt.lower() not in FORMATS:
-            raise ValueError(f"Unsupported table format {fmt!r} for {uri}; supported: {', '.join(FORMATS)}.")
+            raise UnsupportedFormatError(
+                f"Unsupported table format {fmt!r} for {uri}; supported: {', '.join(FORMATS)}."
+            )
         return fmt.lower()
     suffix = Path(uri.split("?", 1)[0]).suffix.lower()
     if suffix not in _EXTENSIONS:
-        raise ValueError(
+        raise UnsupportedFormatError(
             f"Cannot tell the format of {uri} from its extension {suffix or '(none)'!r}; use one of "
             f"{', '.join(sorted(_EXTENSIONS))} or pass fmt= ({', '.join(FORMATS)})."
         )
@@ -74,7 +76,7 @@ def read_table(uri: str, fmt: str | None = None) -> SourceTable:
     """Read a CSV, JSONL or Parquet file from a local path, file:// or gs:// URI into a `SourceTable`."""
     kind = detect_format(uri, fmt)
     if not storage.exists(uri):
-        raise FileNotFoundError(f"No such data file: {uri}")
+        raise DataFileNotFoundError(f"No such data file: {uri}")
     with tempfile.TemporaryDirectory(prefix="matta-table-") as tmp:
         # Remote files are copied to a local temporary file first: Parquet readers want a seekable file, and
         # one download is cheaper than many ranged reads.

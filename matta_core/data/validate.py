@@ -1,10 +1,12 @@
 """Row validation: decide, for each row of a source table, whether it is kept or quarantined and why.
 
 Each row gets at most one reason: the first that applies, in the order of the checks below. Per row: unreadable
-(`non_utf8`, `malformed_row`, from the reader), `empty_text`, `missing_label`, `unknown_label`,
-`non_finite_feature`. Then across rows of one source file: `conflicting_label` (the same text with different
-labels: every such row, since which label is right cannot be told), `leaks_into_test` (a training-pool text that
-is also in the test split), and `duplicate` (the same text again: the first row is kept).
+(`non_utf8`, `malformed_row`, from the reader), `control_chars` (or, with `control_chars="clean"`, the characters
+are cleaned out and the row goes on), `empty_text`, `missing_label`, `unknown_label`, `non_finite_feature`.
+Then across rows of one source file: `conflicting_label` (the same text with different labels: every such row,
+since which label is right cannot be told), `leaks_into_test` (a training-pool text that is also in the test
+split), and `duplicate` (the same text again: the first row is kept). Across splits (`label_checks`):
+`unseen_test_label`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from matta_core.data.errors import MissingColumnsError
+from matta_core.data.control_chars import CONTROL_CHAR_MODES, clean_control_chars, control_chars_in, describe
+from matta_core.data.errors import EmptyFileError, MissingColumnsError
 from matta_core.data.quarantine import QuarantinedRow, Reason
 from matta_core.data.schema import DataSchema
 from matta_core.data.split import normalise_text
@@ -44,6 +47,8 @@ class ValidatedSource:
     table: SourceTable
     rows: list[ValidRow] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
+    # Rows kept with their control characters cleaned out (control_chars="clean").
+    cleaned: int = 0
 
     @property
     def texts(self) -> set[str]:
@@ -56,25 +61,54 @@ class ValidatedSource:
 
 
 def check_columns(table: SourceTable, schema: DataSchema) -> None:
-    """Raise `MissingColumnsError` (naming the file, the missing and the found columns) if a column is absent."""
+    """Raise `EmptyFileError` for a file with nothing in it, and `MissingColumnsError` (naming the file, the
+    missing and the found columns, and the config key that picks each column) if a column is absent."""
+    if not table.columns:
+        if table.n_rows == 0:
+            raise EmptyFileError(table.uri, table.fmt, schema.required_columns)
+        # Records exist but none could be read (a whole JSONL file in latin-1): there are no columns to check;
+        # each record is quarantined with its reason and the bad-row limit says what happened.
+        return
     missing = [c for c in schema.required_columns if c not in table.columns]
     if missing:
-        roles = {schema.text_column: "text_column", schema.label_column: "label_column"}
-        hint = "Point the schema at the right column(s): " + ", ".join(
-            f"DataSchema({roles.get(c, 'feature_columns')}=...) for {c!r}" for c in missing
-        )
-        raise MissingColumnsError(table.uri, missing, table.columns, hint=hint + ".")
+        raise MissingColumnsError(table.uri, missing, table.columns, hint=_columns_hint(schema, missing, table.columns))
 
 
-def validate_rows(table: SourceTable, schema: DataSchema) -> ValidatedSource:
-    """Apply the per-row checks to every readable row; rows the reader could not read are quarantined as they are."""
+def _columns_hint(schema: DataSchema, missing: Sequence[str], found: Sequence[str]) -> str:
+    keys = {schema.text_column: ("data.text_column", "texts"), schema.label_column: ("data.label_column", "labels")}
+    hints = [
+        f"set {keys[c][0]} to the column that holds the {keys[c][1]}" if c in keys
+        else f"{c!r} is a declared feature column (DataSchema(feature_columns=...))"
+        for c in missing
+    ]
+    unused = [c for c in found if c not in schema.required_columns]
+    if len(missing) == 1 and missing[0] in keys and len(unused) == 1:
+        hints[0] += f" (here probably {keys[missing[0]][0]}: {unused[0]})"
+    return "In the config, " + "; ".join(hints) + "."
+
+
+def validate_rows(table: SourceTable, schema: DataSchema, *, control_chars: str = "quarantine") -> ValidatedSource:
+    """Apply the per-row checks to every readable row; rows the reader could not read are quarantined as they are.
+
+    `control_chars`: "quarantine" sets aside rows whose text or label holds control characters; "clean" keeps
+    them with the characters cleaned out (`clean_control_chars`) and counts them in `ValidatedSource.cleaned`.
+    """
+    if control_chars not in CONTROL_CHAR_MODES:
+        raise ValueError(f"control_chars must be one of {list(CONTROL_CHAR_MODES)}, got {control_chars!r}.")
     check_columns(table, schema)
     result = ValidatedSource(table, quarantined=list(table.rejected))
+    if not table.columns:
+        return result
     allowed = None if schema.labels is None else set(schema.labels)
     frame = table.frame
     columns = [frame[c].tolist() for c in schema.required_columns]
     for row, text_value, label_value, *feature_values in zip(frame.index.tolist(), *columns, strict=True):
-        problem = _text_problem(schema.text_column, text_value)
+        problem = _control_problem(schema, text_value, label_value)
+        if problem is not None and control_chars == "clean":
+            text_value, label_value, problem = _clean(text_value), _clean(label_value), None
+            result.cleaned += 1
+        if problem is None:
+            problem = _text_problem(schema.text_column, text_value)
         if problem is None:
             label, problem = _label(schema, label_value, allowed)
         if problem is None:
@@ -139,6 +173,20 @@ def _quarantined(table: SourceTable, row: int, reason: Reason, detail: str) -> Q
 
 def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _control_problem(schema: DataSchema, text: Any, label: Any) -> tuple[Reason, str] | None:
+    for what, column, value in (("text", schema.text_column, text), ("label", schema.label_column, label)):
+        found = control_chars_in(value) if isinstance(value, str) else []
+        if found:
+            detail = (f"control character(s) {describe(found)} in {what} column {column!r} (data.control_chars: "
+                      "clean would remove them)")
+            return Reason.CONTROL_CHARS, detail
+    return None
+
+
+def _clean(value: Any) -> Any:
+    return clean_control_chars(value) if isinstance(value, str) else value
 
 
 def _text_problem(column: str, value: Any) -> tuple[Reason, str] | None:

@@ -30,6 +30,7 @@ from matta_core.losses import LossTerms
 from matta_core.models.decoder import DecoderConfig, DecoderWidths, NestedDecoder, sample_decoder_widths
 from matta_core.training.callbacks import Callback, ProgressBar
 from matta_core.training.checkpoint import CheckpointError, load_optimizer_state
+from matta_core.training.checkpoint_schedule import CheckpointSchedule
 from matta_core.training.checkpoint_store import CheckpointStore, open_checkpoint_store
 from matta_core.training.config import TrainConfig
 from matta_core.training.data import BatchOrder
@@ -115,6 +116,7 @@ def train_lm(
         order = BatchOrder(len(data), config.batch_size, config.seed)
         last_checkpoint = store.latest() if store is not None else None
         started = time.perf_counter()
+        schedule = CheckpointSchedule(config.checkpoint_every, config.checkpoint_every_seconds, total_steps)
         model.train()
         try:
             for hook in hooks:
@@ -152,9 +154,7 @@ def train_lm(
                 for hook in hooks:
                     hook.on_step_end(done, metrics)
 
-                if store is not None and (
-                    (config.checkpoint_every and done % config.checkpoint_every == 0) or done == total_steps
-                ):
+                if store is not None and schedule.due(done):
                     state = {
                         "kind": CHECKPOINT_KIND, "arm": config.arm, "total_steps": total_steps,
                         "data_rows": len(data), "model_config": decoder_config.to_dict(),
@@ -163,6 +163,7 @@ def train_lm(
                         "loss_log": log.to_dict(), "validation": run.validation,
                     }
                     last_checkpoint = store.save(done, model, optimizer, rng_state(sampler), state)
+                    schedule.saved()
                     store.prune(config.keep_checkpoints)
                     for hook in hooks:
                         hook.on_checkpoint(done, last_checkpoint)  # type: ignore[arg-type]  # a URI when remote

@@ -24,14 +24,19 @@ from matta_core.nested.widths import Widths, validate_widths
 class NestedClassifier(nn.Module):
     """The TA; run it at `widths` to get any nested sub-model's logits (the Student is `config.student_widths`)."""
 
-    def __init__(self, config: ClassifierConfig) -> None:
+    def __init__(self, config: ClassifierConfig, *, init: bool = True) -> None:
+        """`init=False` leaves the embedding table as allocated, for a caller that loads weights next
+        (`nested_io.load_nested`): its random draws are most of a build's time."""
         super().__init__()
         self.config = config
+        num_buckets = config.features.num_buckets
+        table = None if init else torch.empty(num_buckets, config.embed_dim)
         # Sparse gradients: a batch touches ~1e4 of 2.6e5 rows; see training/optim.py (SplitOptimizer) for why.
-        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode="sum", sparse=True)
-        nn.init.normal_(self.embedding.weight, std=0.1)
+        self.embedding = nn.EmbeddingBag(num_buckets, config.embed_dim, mode="sum", sparse=True, _weight=table)
+        if init:
+            nn.init.normal_(self.embedding.weight, std=0.1)
         # IDF is data, not a parameter: fitted on the training split and carried into every extracted model.
-        self.register_buffer("idf", torch.ones(config.features.num_buckets))
+        self.register_buffer("idf", torch.ones(num_buckets))
         dims = [config.input_dim, *config.hidden_widths]
         self.blocks = nn.ModuleList(NestedLinear(dims[i], dims[i + 1]) for i in range(len(config.hidden_widths)))
         self.head = NestedLinear(config.hidden_widths[-1], config.num_classes)

@@ -47,6 +47,11 @@ def load_nested(directory: str | Path) -> NestedClassifier:
     for name in (WEIGHTS, CONFIG):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory / name} is missing: {directory} is not a saved nested model")
-    model = NestedClassifier(ClassifierConfig.from_dict(json.loads((directory / CONFIG).read_text())))
-    model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    config = ClassifierConfig.from_dict(json.loads((directory / CONFIG).read_text()))
+    # Built on the meta device, uninitialised, and given the loaded tensors (strictly: every one, nothing else): a
+    # random initialisation would be overwritten at once, and its normal draws over the embedding table are most of
+    # a load. Not even on the meta device: a normal draw there imports torch's compiler (~1 s per process).
+    with torch.device("meta"):
+        model = NestedClassifier(config, init=False)
+    model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True, assign=True)
     return model.eval()

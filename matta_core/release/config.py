@@ -16,6 +16,9 @@ from matta_core.release.gate import GateConfig
 from matta_core.release.handoff import HandoffConfig
 from matta_core.release.size_classes import SizeClass, check_size_classes
 
+#: What a registered-model prefix may be: letters, digits, '_', '.', '-', starting with a letter or digit.
+MODEL_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
 
 def _default_classes() -> list[SizeClass]:
     # Dense params of one hidden layer of width w at embed 128, 77 classes: 206 w + 77 (w=64: 13.3k; w=256: 52.8k).
@@ -28,8 +31,10 @@ class ReleaseConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Registered model of a class: "<model_prefix>-<class>" (matta-banking77-s).
-    model_prefix: str = Field("matta-banking77", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # Registered model of a class: "<model_prefix>-<class>" (matta-banking77-s). None: the run's `name`, filled in
+    # when the run config is loaded (`PipelineConfig`), so two pipelines sharing one MLflow server never gate
+    # against each other's champion; the compiled pipeline and `matta show-config` carry the resolved value.
+    model_prefix: str | None = Field(None, min_length=1, pattern=MODEL_PREFIX_PATTERN)
     size_classes: list[SizeClass] = Field(default_factory=_default_classes, min_length=1)
     # Evaluation-record key that picks the best width of a class (higher is better).
     primary_metric: str = "accuracy"
@@ -54,6 +59,13 @@ class ReleaseConfig(BaseModel):
         if isinstance(data, ReleaseConfig):
             return data
         return cls.model_validate(dict(data or {}))
+
+    def registry_prefix(self) -> str:
+        """`model_prefix`; a `ValueError` if unset (a config built without a run `name` to default it to)."""
+        if self.model_prefix is None:
+            raise ValueError("release.model_prefix is not set: give it, or load the release section through the "
+                             "run config (`PipelineConfig`), which defaults it to the run's name")
+        return self.model_prefix
 
     def lock_options(self) -> dict[str, float]:
         return {"lease_s": self.lock_lease_s, "timeout_s": self.lock_timeout_s}

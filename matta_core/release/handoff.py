@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from matta_core.release.gate import REFERENCE_CHAMPION, GateDecision
 from matta_core.release.sample_size import two_proportion_sample_size
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1: "registry", the aliases as the release left them
 # Shipped inside the package (pyproject package-data), so an installed wheel or image validates too.
 SCHEMA_PATH = Path(__file__).resolve().parent / "ab_handoff.schema.json"
 HANDOFF_JSON = "ab_handoff.json"
@@ -120,8 +120,15 @@ def build_handoff(
     size_class_budget: Mapping[str, float],
     tracking_uri: str | None = None,
     created_at: float | None = None,
+    registry_aliases: Mapping[str, str] | None = None,
+    challenger_alias: bool = True,
 ) -> dict[str, Any]:
-    """The handoff document (a dict that validates against the schema) for a registered, passing decision."""
+    """The handoff document (a dict that validates against the schema) for a registered, passing decision.
+
+    `registry_aliases`: the registered model's aliases read right after this release proposed `challenger_version`
+    (default: ``@challenger`` on it, and on the champion's version when the reference was the champion);
+    `challenger_alias`: whether ``@challenger`` points at `challenger_version` (False when a newer version from
+    another run holds a release alias)."""
     if not decision.passed or decision.candidate is None or decision.comparison is None or decision.reference is None:
         raise ValueError(f"size class {decision.size_class!r}: only a candidate that passed the gate gets a handoff")
     name, ref, cmp_ = decision.registered_model, decision.reference, decision.comparison
@@ -139,6 +146,8 @@ def build_handoff(
     champion = None
     if ref.kind == REFERENCE_CHAMPION:
         champion = {"model_uri": ref.model_uri, "version": ref.version, "metrics": _numbers(reference_metrics)}
+    aliases = dict(registry_aliases) if registry_aliases is not None else {
+        "challenger": str(challenger_version), **({"champion": str(ref.version)} if champion else {})}
     stages = [{"stage": i + 1, "challenger_percent": s.challenger_percent,
                "champion_percent": 100.0 - s.challenger_percent, "min_duration_hours": s.min_duration_hours}
               for i, s in enumerate(config.ramp)]
@@ -176,6 +185,8 @@ def build_handoff(
             "stopping_rules": _stopping_rules(config, size.per_arm, len(stages)),
             "rollback_rules": _rollback_rules(config),
         },
+        "registry": {"aliases": {str(k): str(v) for k, v in aliases.items()}, "challenger_alias": challenger_alias,
+                     "read_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         "commands": {
             "promote": f"matta promote {name} --to champion --version {challenger_version}{uri_flag}",
             "rollback": f"matta rollback {name}{uri_flag}",
@@ -242,6 +253,16 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _registry_line(doc: Mapping[str, Any]) -> str:
+    registry = doc["registry"]
+    aliases = ", ".join(f"@{a} = v{v}" for a, v in sorted(registry["aliases"].items())) or "none"
+    if registry["challenger_alias"]:
+        return f"- registry at release ({registry['read_at']}): {aliases}"
+    return (f"- **not the current @challenger**: at release ({registry['read_at']}) the registry held {aliases}; a "
+            f"newer version from another run holds a release alias. Check `matta models list` before starting "
+            "this experiment.")
+
+
 def handoff_markdown(doc: Mapping[str, Any]) -> str:
     """The readable summary of a handoff document."""
     exp, off = doc["experiment"], doc["offline"]
@@ -254,6 +275,7 @@ def handoff_markdown(doc: Mapping[str, Any]) -> str:
         f"- champion: `{champion}`" if doc["champion"] else f"- champion: {champion}",
         f"- offline reference: {off['reference']['label']}, {off['test_rows']} test rows",
         f"- pipeline run: `{doc['pipeline_run_id']}`; schema {doc['schema_version']}",
+        _registry_line(doc),
         "",
         "## Offline deltas (challenger - reference)",
         "",

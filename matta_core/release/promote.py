@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from matta_core.release import tags as RT
-from matta_core.release.lock import NOT_FOUND, RegistryLock, is_lock_name
+from matta_core.release.lock import RegistryLock, is_lock_name
 from matta_core.release.registry import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
@@ -26,6 +25,8 @@ from matta_core.release.registry import (
     RELEASE_ALIASES,
     check_alias,
     get_aliases,
+    require_model_version,
+    require_registered_model,
     verify_aliases,
 )
 
@@ -63,15 +64,6 @@ def _who(by: str | None) -> str:
         return "unknown"
 
 
-def _check_version(client: MlflowClient, name: str, version: str) -> None:
-    try:
-        client.get_model_version(name, version)
-    except MlflowException as exc:
-        if exc.error_code in (NOT_FOUND, "INVALID_PARAMETER_VALUE"):
-            raise ValueError(f"{name!r} has no version {version!r}: {exc.message}") from exc
-        raise
-
-
 def _record(client: MlflowClient, change: AliasChange) -> None:
     client.set_registered_model_tag(change.model, RT.RELEASE_LAST_EVENT, json.dumps(change.to_dict(), sort_keys=True))
 
@@ -95,12 +87,13 @@ def promote(
         raise ValueError(f"--to {to!r}: promote moves a version to one of {list(PROMOTION_TARGETS)} (aliases are "
                          "case-sensitive; @previous is set by promotions and used by rollback)")
     who, now = _who(by), time.time()
+    require_registered_model(client, name)  # before the lock: a mistyped name must not even create a lock model
     with RegistryLock(client, name, **lock_options) as lock:
         before = get_aliases(client, name)
         target = str(version) if version is not None else before.get(ALIAS_CHALLENGER)
         if target is None:
             raise ValueError(f"{name!r} has no @challenger to promote; give --version N (aliases now: {before})")
-        _check_version(client, name, target)
+        require_model_version(client, name, target)
         if before.get(to) == target:
             return AliasChange(name, "noop", target, before, before, who, now)
         expected: dict[str, str | None] = {to: target}
@@ -128,6 +121,7 @@ def rollback(client: MlflowClient, name: str, *, by: str | None = None, **lock_o
     """``@previous`` becomes ``@champion``; ``@previous`` is removed (a second rollback must not flip back to the
     version just rolled back); the removed champion is tagged ``matta.release.rolled_back``."""
     who, now = _who(by), time.time()
+    require_registered_model(client, name)  # before the lock, as in `promote`
     with RegistryLock(client, name, **lock_options) as lock:
         before = get_aliases(client, name)
         restored = before.get(ALIAS_PREVIOUS)

@@ -22,6 +22,7 @@ model's `RegistryLock` and is verified by a re-read.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from matta_core.release import tags as RT
-from matta_core.release.lock import ALREADY_EXISTS, RegistryLock
+from matta_core.release.lock import ALREADY_EXISTS, NOT_FOUND, RegistryLock, is_lock_name
 from matta_core.release.size_classes import SizeClass
 
 ALIAS_CHAMPION = "champion"
@@ -46,8 +47,81 @@ _ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.:@+/-]{1,250}$")
 
 
+# A "not found" message lists what the store does hold when it is this few; more are counted, not listed.
+_LIST_AT_MOST = 10
+
+
 class AliasRaceError(RuntimeError):
     """Aliases read back differ from what was just written: someone changed them outside the lock."""
+
+
+class RegistryNotFoundError(LookupError):
+    """A registered model or version the store does not hold; the message names the store and what it holds."""
+
+
+def store_name(client: MlflowClient) -> str:
+    """The client's tracking store as a message may show it (no password)."""
+    from matta_core.tracking.uri import redact
+
+    return redact(str(client.tracking_uri))
+
+
+def registered_model_names(client: MlflowClient) -> list[str]:
+    """Every registered model of the store, sorted, without the registry locks (``<name>.lock``)."""
+    names: list[str] = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=100, page_token=token)
+        names.extend(m.name for m in page if not is_lock_name(m.name))
+        token = page.token
+        if not token:
+            return sorted(names)
+
+
+def require_registered_model(client: MlflowClient, name: str) -> None:
+    """Raise `RegistryNotFoundError` (naming the store and the models it holds) unless `name` is registered."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != NOT_FOUND:
+            raise
+        raise RegistryNotFoundError(f"registered model {name!r} does not exist in the tracking store "
+                                    f"{store_name(client)}; {_holdings(client, name)}") from None
+
+
+def require_model_version(client: MlflowClient, name: str, version: str) -> None:
+    """Raise `RegistryNotFoundError` (naming the store and the versions it holds) unless `name` has `version`."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code not in (NOT_FOUND, "INVALID_PARAMETER_VALUE"):  # the latter: a version that is not a number
+            raise
+        require_registered_model(client, name)
+        raise RegistryNotFoundError(f"registered model {name!r} has no version {version!r} in the tracking store "
+                                    f"{store_name(client)}; {_versions_held(client, name)}") from None
+
+
+def _versions_held(client: MlflowClient, name: str) -> str:
+    if "'" in name:  # it could not be quoted in the search filter; the message stays useful without the list
+        return "`matta models list` shows its aliased versions"
+    found = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    if not found:
+        return "it has no versions"
+    if len(found) <= _LIST_AT_MOST:
+        return f"its versions: {', '.join(map(str, found))}"
+    return f"it has {len(found)} versions, the newest {found[-1]}"
+
+
+def _holdings(client: MlflowClient, missing: str) -> str:
+    names = registered_model_names(client)
+    if not names:
+        return ("it holds no registered models (a pipeline run with the release step registers them): is this the "
+                "store you meant?")
+    if len(names) <= _LIST_AT_MOST:
+        return f"registered models there: {', '.join(names)}"
+    close = difflib.get_close_matches(missing, names, n=3)
+    return (f"it holds {len(names)} registered models (`matta models list` shows them)"
+            + (f"; the closest: {', '.join(close)}" if close else ""))
 
 
 def check_alias(alias: str) -> str:

@@ -41,6 +41,7 @@ from matta_core.release.lineage import Lineage, version_tags
 from matta_core.release.load_check import check_loadable
 from matta_core.release.predict import labels_from_dir, labels_from_registry
 from matta_core.release.registry import (
+    ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     check_pipeline_run_id,
     ensure_registered_model,
@@ -198,7 +199,7 @@ def release_step(
 def _gate_class(client: MlflowClient, cfg: ReleaseConfig, size_class: SizeClass, records: Sequence[dict[str, Any]],
                 run_models: Mapping[str, str], baseline_dir: str | None, rows: EvalRows, predictions: _Predictions,
                 pipeline_run_id: str) -> GateDecision:
-    name = registered_model_name(cfg.model_prefix, size_class)
+    name = registered_model_name(cfg.registry_prefix(), size_class)
     record = candidate_for_class(records, size_class, cfg.primary_metric)
     if record is None:
         candidates = [r for r in records if r.get("arm", "matta") == "matta"]
@@ -278,10 +279,14 @@ def _register_and_hand_off(client: MlflowClient, cfg: ReleaseConfig, decision: G
     if not decision.challenger_set:
         decision.notes.append(f"@challenger not moved to v{registration.version}: a newer or equal version already "
                               "holds a release alias")
+    # What the handoff says about the registry is read back from it, after the alias moved (or did not): a run
+    # that lost the race to a newer version hands off its own version and says that it is not @challenger.
+    aliases = get_aliases(client, decision.registered_model)
     document = build_handoff(
         decision, cfg.handoff, challenger_version=registration.version,
         reference_metrics=_reference_metrics(client, decision.reference, records, cfg.baseline_arm),
-        size_class_budget=size_class.budget(), tracking_uri=uri,
+        size_class_budget=size_class.budget(), tracking_uri=uri, registry_aliases=aliases,
+        challenger_alias=aliases.get(ALIAS_CHALLENGER) == str(registration.version),
     )
     json_path, md_path = write_handoff(document, out / size_class.name)
     decision.handoff_path = str(json_path)

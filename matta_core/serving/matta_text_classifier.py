@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -197,10 +197,15 @@ class StandaloneClassifier(nn.Module):
         num_classes: int,
         num_dense_features: int = 0,
         activation: str = "relu",
+        *,
+        init: bool = True,
     ) -> None:
+        """`init=False` leaves the embedding table as allocated, for a caller that loads weights next
+        (`ExtractedConfig.build`): its random draw is most of a build's time."""
         super().__init__()
         self.num_dense_features = num_dense_features
-        self.embedding = nn.EmbeddingBag(num_buckets, embed_dim, mode="sum")
+        table = None if init else torch.empty(num_buckets, embed_dim)
+        self.embedding = nn.EmbeddingBag(num_buckets, embed_dim, mode="sum", _weight=table)
         self.register_buffer("idf", torch.ones(num_buckets))
         dims = [embed_dim + num_dense_features, *hidden_widths]
         self.blocks = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(hidden_widths)))
@@ -252,11 +257,23 @@ class ExtractedConfig:
         """A copy with `values` added to `metadata` (name, arm, lineage: whatever a reader needs to know)."""
         return replace(self, metadata={**self.metadata, **values})
 
-    def build(self) -> StandaloneClassifier:
-        return StandaloneClassifier(
-            self.num_buckets, self.embed_dim, self.hidden_widths, self.num_classes,
-            self.num_dense_features, self.activation,
-        )
+    def build(self, weights: Mapping[str, torch.Tensor] | None = None) -> StandaloneClassifier:
+        """The network: randomly initialised, or holding `weights` (a whole state dict, checked strictly).
+
+        With `weights` it is built on the meta device, uninitialised, and takes those tensors as its own without
+        copying them: a random initialisation (a normal draw over the whole embedding table: most of the time a
+        load took) would be overwritten at once. The caller hands over tensors nothing else holds.
+        """
+        args = (self.num_buckets, self.embed_dim, self.hidden_widths, self.num_classes, self.num_dense_features,
+                self.activation)
+        if weights is None:
+            return StandaloneClassifier(*args)
+        # No init at all, not even on the meta device: a normal draw there runs through torch's Python reference
+        # ops, whose first call imports torch's compiler (~1 s in a fresh process).
+        with torch.device("meta"):
+            model = StandaloneClassifier(*args, init=False)
+        model.load_state_dict(weights, strict=True, assign=True)
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,8 +319,7 @@ def load_classifier(directory: str | Path) -> tuple[StandaloneClassifier, Extrac
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: {directory} is not a saved matta model")
     config = ExtractedConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    model = config.build()
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
+    model = config.build(weights=load_file(str(weights_path)))
     return model.eval(), config
 
 

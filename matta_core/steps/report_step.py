@@ -12,6 +12,7 @@ from typing import Any
 from matta_core.evaluation.pareto import pareto_front
 from matta_core.evaluation.plots import pareto_chart
 from matta_core.steps.layout import PARETO_PNG, REPORT_HTML, REPORT_JSON, REPORT_MD, TEACHER_INFO
+from matta_core.steps.report_data import data_notes, notes_html, notes_markdown
 
 COLUMNS = [
     ("name", "model", "{}"),
@@ -28,8 +29,19 @@ COLUMNS = [
 ]
 
 
-def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, out_dir: str) -> dict[str, Any]:
-    """Write report.md, report.html (chart inlined), report.json and pareto.png into `out_dir`."""
+def report_step(
+    evaluations: Sequence[dict[str, Any]],
+    teacher_dir: str | None,
+    out_dir: str,
+    *,
+    prepared_dir: str | None = None,
+    trained_dir: str | None = None,
+) -> dict[str, Any]:
+    """Write report.md, report.html (chart inlined), report.json and pareto.png into `out_dir`.
+
+    With `prepared_dir` and/or `trained_dir`, the header also shows the quarantined rows per reason and every
+    data and training warning (`report_data`); report.json keeps them under ``data``.
+    """
     if not evaluations:
         raise ValueError("report_step needs at least one evaluation")
     out = Path(out_dir)
@@ -52,7 +64,8 @@ def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, 
         reference_lines=references,
         title="MatTA widths: test accuracy vs FLOPs per example",
     )
-    report = {"models": records, "teacher": teacher, "pareto_front": sorted(front)}
+    notes = data_notes(prepared_dir, trained_dir)
+    report = {"models": records, "teacher": teacher, "pareto_front": sorted(front), "data": notes}
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     table = markdown_table(records, COLUMNS)
     teacher_line = (
@@ -62,13 +75,16 @@ def report_step(evaluations: Sequence[dict[str, Any]], teacher_dir: str | None, 
     )
     markdown = (
         "# MatTA run report\n\n"
+        + notes_markdown(notes)
         + teacher_line
         + table
         + "\n\n`*` = on the Pareto front of the MatTA widths (no other width is both cheaper and more accurate).\n\n"
         + f"![quality vs cost]({PARETO_PNG})\n"
     )
     (out / REPORT_MD).write_text(markdown)
-    (out / REPORT_HTML).write_text(html_report("MatTA run report", teacher_line, records, COLUMNS, out / PARETO_PNG))
+    (out / REPORT_HTML).write_text(
+        html_report("MatTA run report", teacher_line, records, COLUMNS, out / PARETO_PNG, header_html=notes_html(notes))
+    )
     return report
 
 
@@ -114,8 +130,11 @@ def markdown_table(records: Sequence[dict[str, Any]], columns: Columns) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def html_report(title: str, intro: str, records: Sequence[dict[str, Any]], columns: Columns, png: Path) -> str:
-    """One self-contained HTML page: title, intro paragraph, the table, and the chart inlined as a data URI."""
+def html_report(
+    title: str, intro: str, records: Sequence[dict[str, Any]], columns: Columns, png: Path, *, header_html: str = ""
+) -> str:
+    """One self-contained HTML page: title, `header_html` (already escaped), intro paragraph, the table, and the
+    chart inlined as a data URI."""
     head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r, key, fmt))}</td>" for key, _, fmt in columns) + "</tr>"
@@ -124,7 +143,7 @@ def html_report(title: str, intro: str, records: Sequence[dict[str, Any]], colum
     image = base64.b64encode(png.read_bytes()).decode()
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(intro.strip())}</p>"
+        f"<h1>{html.escape(title)}</h1>{header_html}<p>{html.escape(intro.strip())}</p>"
         f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>"
         f"<p><img alt='quality vs cost' src='data:image/png;base64,{image}'></p></body></html>\n"
     )

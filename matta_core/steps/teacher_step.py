@@ -60,7 +60,8 @@ def teacher_step(
     }
     for name, split in inputs.splits.items():
         outputs, report = cached_predict_with_report(
-            model, split.texts, data_hash=split.data_hash, split=name, cache_root=cache_root, progress=progress
+            model, split.texts, data_hash=split.data_hash, split=name, cache_root=cache_root,
+            shard_rows=teacher.shard_rows, progress=progress,
         )
         logits = outputs["logits"]
         _write_logits(storage.join(out_dir, TEACHER_OUTPUTS.format(split=name)), logits)

@@ -93,11 +93,11 @@ def start_task(tracking_uri: str, parent_run_id: str, code_version: str, *, expe
     the parent the pipeline's first task opened for this run, found by the run's identity in the environment
     (`matta_core.cluster.run_identity`): the step then takes no per-run input and stays cacheable across runs.
     """
-    from matta_core.cpu_limit import apply_cpu_limit_to_torch
+    from matta_core.cpu_limit import apply_cpu_limit
     from matta_core.task_process import prepare_task_process
 
     prepare_task_process(code_version)
-    apply_cpu_limit_to_torch()
+    apply_cpu_limit()  # without importing torch: the prepare, report and release tasks never use it
     if not parent_run_id and experiment:
         parent_run_id = _parent_of_this_run(tracking_uri, experiment)
     return Tracking(tracking_uri, parent_run_id, code_version)
@@ -157,15 +157,27 @@ def prepare(data: DataSection, out_dir: str, tracking: Tracking, task: str = "cl
         from matta_core.steps import tracked_lm
 
         return tracked_lm.prepare(data, out_dir, tracking)
+    from matta_core import storage
+    from matta_core.data.summary import quarantine_line
     from matta_core.steps.prepare_step import prepare_step
 
     with tracking.step("prepare") as run_id:
         manifest = prepare_step(data, out_dir)
         metrics = {f"rows_{split}": float(rows) for split, rows in manifest.row_counts.items()}
-        metrics["rows_quarantined"] = float(manifest.quarantine.get("total", 0) or 0)
+        # Every reason, zeros included, so runs line up column by column in MLflow's run table.
+        metrics["rows_quarantined"] = float(manifest.quarantine["rows"])
+        metrics.update({f"quarantined_{r}": float(n) for r, n in manifest.quarantine["counts"].items()})
         metrics["num_labels"] = float(len(manifest.label_map))
+        metrics["data_warnings"] = float(len(manifest.warnings))
         if run_id is not None:
-            _log_step(run_id, {"data": data.model_dump()}, metrics)
+            params = {
+                "data": data.model_dump(),
+                "quarantine": {"file": storage.join(out_dir, manifest.quarantine["path"]),
+                               "summary": quarantine_line(manifest, out_dir)},
+            }
+            if manifest.warnings:
+                params["warning"] = {w["code"]: w["message"] for w in manifest.warnings}
+            _log_step(run_id, params, metrics)
             _lineage(run_id, tracking, data_content_hash=manifest.content_hash)
     return metrics
 
@@ -224,7 +236,9 @@ def train(
         metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
         baseline_dirs = list(summary["baseline_dirs"].values())
         if run_id is not None:
-            params = {"model": model.model_dump(), "train": train_section.model_dump()}
+            params: dict[str, Any] = {"model": model.model_dump(), "train": train_section.model_dump()}
+            if summary["warnings"]:  # e.g. a batch larger than the data (train_step prints them too)
+                params["warning"] = {w["code"]: w["message"] for w in summary["warnings"]}
             _log_step(run_id, params, metrics)
             _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
                      teacher_cache_key=summary["teacher_cache_key"])
@@ -327,9 +341,12 @@ def evaluate(
 
 def report(
     evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking,
-    task: str = "classification",
+    task: str = "classification", *, prepared_dir: str | None = None, trained_dir: str | None = None,
 ) -> dict[str, Any]:
     """Step 6: the report (table, Pareto front, chart); logged to the report run and to the parent run.
+
+    With the prepare and train steps' folders, the classifier's report header also shows the quarantined rows per
+    reason and every data and training warning.
 
     The parent run gets the chart, the HTML report and one ``accuracy/<model>`` metric per model (for a causal
     LM: ``perplexity/<model>`` and ``cloze_accuracy/<model>``), so runs can be compared in MLflow's run table
@@ -338,12 +355,14 @@ def report(
     # One record for both tasks: only the report itself (columns, chart, which way is better) differs.
     if check_task(task) == "causal_lm":
         from matta_core.steps.lm.report import lm_report_step as report_step
+        notes: dict[str, Any] = {}
     else:
         from matta_core.steps.report_step import report_step
+        notes = {"prepared_dir": prepared_dir, "trained_dir": trained_dir}
 
     evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
     with tracking.step("report") as run_id:
-        result = report_step(evaluations, teacher_dir, out_dir)
+        result = report_step(evaluations, teacher_dir, out_dir, **notes)
         metrics = report_metrics(result)
         if run_id is not None:
             from matta_core.tracking import log_figure, log_json, log_metrics, log_report

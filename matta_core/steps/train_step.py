@@ -10,6 +10,7 @@ key identifies the training inputs (`matta_core.steps.checkpoint_key`).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,10 @@ def train_step(
     training_data = TrainingData(features, rows.labels, teacher_logits, num_classes=config.num_classes)
     idf = inverse_document_frequency(features, config.features.num_buckets)
 
+    # Known only here: the row limit (data.limit_train_rows) is applied after preparation.
+    warnings = [w for w in [train_section.train_config().batch_size_warning(len(rows.texts))] if w is not None]
+    for warning in warnings:
+        print(f"warning: {warning['message']}", file=sys.stderr, flush=True)
     teacher_key = _teacher_cache_key(teacher_dir)
     checkpoints = checkpoint_root(out / CHECKPOINTS_DIR, prepared_dir, teacher_dir, model, train_section, data,
                                   code_version)
@@ -99,6 +104,8 @@ def train_step(
         "baseline_dirs": baseline_dirs,
         # Where the arms' resume points are (`<checkpoints>/<arm>`): a URI outside `out_dir` when configured.
         "checkpoints": checkpoints,
+        # What did not stop training but makes its numbers mean less (the report shows them).
+        "warnings": warnings,
     }
     (out / TRAIN_RESULT).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return summary

@@ -32,7 +32,13 @@ from tqdm import tqdm
 from matta_core import storage
 from matta_core.teacher_cache.key import key_parts
 from matta_core.teacher_cache.manifest import MANIFEST_NAME, Manifest, ShardEntry, utc_now
-from matta_core.teacher_cache.shard import CorruptShardError, decode_shard, encode_shard, shard_name
+from matta_core.teacher_cache.shard import (
+    CorruptShardError,
+    ShardLayoutError,
+    decode_shard,
+    encode_shard,
+    shard_name,
+)
 from matta_core.teachers.base import OutputSpec, Teacher, check_outputs
 from matta_core.teachers.fingerprint import sha256_bytes, sha256_json, sha256_texts
 
@@ -142,6 +148,8 @@ def cached_predict_with_report(
     manifest = _read_manifest(entry_uri, key)
     if manifest is not None:
         _check_manifest_matches(manifest, entry_uri, len(texts), texts_hash, data_hash, split)
+        # A complete entry keeps the layout it was written with, whatever `shard_rows` asks now: the manifest
+        # lists every shard's rows, so another shard size reads it correctly (and `shard_rows` is not in the key).
         shards = [_Shard(i, e.row_start, e.row_stop, e.sha256) for i, e in enumerate(manifest.shards)]
         present = {s.name for s in shards}
     else:
@@ -306,6 +314,12 @@ def _read_shard(
             file_sha256=shard.expected_sha256,
         )
     except FileNotFoundError:
+        shard.status = "miss"
+        return
+    except ShardLayoutError as exc:
+        # Left by an unfinished run with another shard_rows: nothing is wrong with it, it is just not this
+        # layout's shard. Computed again (and overwritten) like a missing one, never read as these rows.
+        logger.info("teacher cache: %s; computing this layout's shard", exc)
         shard.status = "miss"
         return
     except CorruptShardError as exc:

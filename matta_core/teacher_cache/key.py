@@ -3,6 +3,9 @@
 Outputs are the same iff the Teacher (weights + config + head), the data, the output layout and the split are.
 The key is a sha256 over exactly those parts (plus the cache format version, so a layout change never reads
 old shards as new ones); `shard_rows` is not part of it: it changes how outputs are stored, not what they are.
+An entry is read with the layout its manifest records, and a shard left by an unfinished run with another
+`shard_rows` fails its row-range check and is computed again: a second shard size never misreads, and never forks
+the cache into two copies of the same outputs.
 """
 
 from __future__ import annotations

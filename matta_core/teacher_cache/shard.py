@@ -25,6 +25,10 @@ class CorruptShardError(ValueError):
     """A shard's bytes do not match its recorded hashes, or it belongs to another key/row range."""
 
 
+class ShardLayoutError(CorruptShardError):
+    """A sound shard of this key that holds another row range: written with another ``shard_rows``."""
+
+
 def shard_name(index: int) -> str:
     """File name of shard `index` (``shard-00000.safetensors``)."""
     return SHARD_PATTERN.format(index=index)
@@ -77,12 +81,14 @@ def decode_shard(
         arrays = st_load(data)
     except Exception as exc:  # any parse failure of a damaged file means the same thing: corrupt
         raise CorruptShardError(f"{where}: not a readable safetensors file ({exc})") from exc
-    expected = {"key": key, "row_start": str(row_start), "row_stop": str(row_stop)}
-    if texts_sha256 is not None:
-        expected["texts_sha256"] = texts_sha256
-    for field, value in expected.items():
-        if meta.get(field) != value:
-            raise CorruptShardError(f"{where}: metadata {field}={meta.get(field)!r}, expected {value!r}")
+    if meta.get("key") != key:
+        raise CorruptShardError(f"{where}: metadata key={meta.get('key')!r}, expected {key!r}")
+    if (meta.get("row_start"), meta.get("row_stop")) != (str(row_start), str(row_stop)):
+        raise ShardLayoutError(f"{where}: holds rows [{meta.get('row_start')}, {meta.get('row_stop')}), expected "
+                               f"[{row_start}, {row_stop}) (written with another shard_rows)")
+    if texts_sha256 is not None and meta.get("texts_sha256") != texts_sha256:
+        raise CorruptShardError(f"{where}: metadata texts_sha256={meta.get('texts_sha256')!r}, expected "
+                                f"{texts_sha256!r}")
     if meta.get("arrays_sha256") != sha256_arrays(arrays):
         raise CorruptShardError(f"{where}: array contents do not match their recorded sha256")
     try:

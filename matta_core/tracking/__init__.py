@@ -9,6 +9,10 @@
   travels with it, its requirements are all on PyPI); `folder_models`: ``log_model_folder`` (a
   saved folder as a LoggedModel of files, for the causal-LM decoders); `artifacts`: reports, figures, JSON.
 
+- `retries`, `outage`: a server that stops answering fails every process within ``tracking_retry_seconds``
+  (`TrackingUnavailable`); `driver`, `cleanup`: runs a dead driver left RUNNING are marked FAILED
+  (``cleanup_runs``, ``matta runs cleanup``).
+
 Nothing else in matta imports mlflow (``mlflow==3.17.2``). `run_tasks`: the pipeline's first and exit tasks.
 """
 
@@ -24,9 +28,11 @@ _EXPORTS = {
     "log_json": "matta_core.tracking.artifacts",
     "log_report": "matta_core.tracking.artifacts",
     "MLflowMetricsCallback": "matta_core.tracking.callback",
+    "cleanup_runs": "matta_core.tracking.cleanup",
     "TrackingError": "matta_core.tracking.errors",
     "log_model_folder": "matta_core.tracking.folder_models",
     "log_standalone_model": "matta_core.tracking.models",
+    "TrackingUnavailable": "matta_core.tracking.outage",
     "TrackedRun": "matta_core.tracking.runs",
     "log_metrics": "matta_core.tracking.runs",
     "log_params_flat": "matta_core.tracking.runs",
@@ -44,9 +50,11 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from matta_core.tracking.artifacts import log_figure, log_json, log_report
     from matta_core.tracking.callback import MLflowMetricsCallback
+    from matta_core.tracking.cleanup import cleanup_runs
     from matta_core.tracking.errors import TrackingError
     from matta_core.tracking.folder_models import log_model_folder
     from matta_core.tracking.models import log_standalone_model
+    from matta_core.tracking.outage import TrackingUnavailable
     from matta_core.tracking.runs import (
         TrackedRun,
         log_metrics,
@@ -62,7 +70,9 @@ __all__ = [
     "MLflowMetricsCallback",
     "TrackedRun",
     "TrackingError",
+    "TrackingUnavailable",
     "check_tracking_uri",
+    "cleanup_runs",
     "log_figure",
     "log_json",
     "log_metrics",

@@ -6,6 +6,8 @@ task attaches to the parent it opened before instead of opening a second one. Th
 cache take no per-run input and find the parent by the run's identity in their environment
 (`find_parent_by_run_key`); the release step takes the parent run id, its idempotency key, so that is one per KFP
 run. The pipeline's exit task ends it with `close_parent_run`: FINISHED, or FAILED when a task failed.
+Each entry point first bounds MLflow's retries by the budget the compiled pipeline puts in the task's environment
+(`matta_core.tracking.retries.apply_retry_budget`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from matta_core.tracking import tags as T
+from matta_core.tracking.retries import apply_retry_budget
 from matta_core.tracking.runs import _experiment_id, _stringify, _using_tracking_uri, log_params_flat
 from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
 
@@ -36,6 +39,7 @@ def find_parent_by_run_key(tracking_uri: str, experiment: str, run_key: str) -> 
 
 
 def _find_parent(tracking_uri: str, experiment: str, tag: str, value: str) -> str | None:
+    apply_retry_budget()
     client = mlflow.MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -68,6 +72,7 @@ def open_parent_run(
     if not kfp_run_id:
         raise ValueError("kfp_run_id is empty: the pipeline passes dsl.PIPELINE_JOB_ID_PLACEHOLDER")
     uri = resolve_tracking_uri(tracking_uri)
+    apply_retry_budget()
     check_tracking_uri(uri)
     existing = find_parent_run(uri, experiment, kfp_run_id)
     if existing is not None:
@@ -86,6 +91,7 @@ def open_parent_run(
 def close_parent_run(tracking_uri: str | None, run_id: str, state: str) -> str:
     """End the parent run `run_id` as the pipeline ended (`state`, a KFP task state); return the MLflow status."""
     uri = resolve_tracking_uri(tracking_uri)
+    apply_retry_budget()
     status = RunStatus.FINISHED if state in SUCCEEDED_STATES else RunStatus.FAILED
     mlflow.MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
     return RunStatus.to_string(status)

@@ -33,7 +33,11 @@ from mlflow.utils.validation import (
 )
 
 from matta_core.tracking import tags as T
+from matta_core.tracking.cleanup import end_abandoned_at_start
+from matta_core.tracking.driver import driver_tags
 from matta_core.tracking.errors import TrackingError
+from matta_core.tracking.outage import close_reporting_outages
+from matta_core.tracking.retries import apply_retry_budget
 from matta_core.tracking.uri import ENV_TRACKING_URI, check_tracking_uri, redact, resolve_tracking_uri, sqlite_path
 
 #: Marks a value cut to MLflow's length limit, so a reader knows the logged value is not the whole one.
@@ -59,6 +63,7 @@ def pipeline_run(
     *,
     output_dir: str | Path | None = None,
     description: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[TrackedRun]:
     """Open the one parent run of a pipeline run; it ends FINISHED, FAILED (exception) or KILLED (Ctrl-C).
 
@@ -66,16 +71,34 @@ def pipeline_run(
     `check_tracking_uri` first, so an unreachable server fails here, in seconds. Inside the block the run is
     MLflow's active run and ``MLFLOW_TRACKING_URI`` names the store, so `step_run` calls and subprocesses started
     here find it; both are restored on exit.
+
+    The run is tagged with its driver, this process (`matta_core.tracking.driver`); runs of `experiment` left
+    RUNNING by a driver that died on this host are first ended FAILED, in one printed line
+    (`matta_core.tracking.cleanup`). A server that stops answering raises `TrackingUnavailable` at the end.
+
+    `resume_run_id`: the run of an unfinished earlier attempt, reopened (the same MLflow run, now driven by this
+    process) when the store has it in `experiment`; otherwise a new run opens. `TrackedRun.run_id` says which.
     """
     uri = resolve_tracking_uri(tracking_uri, output_dir)
+    apply_retry_budget()
     check_tracking_uri(uri)
     with _using_tracking_uri(uri):
         experiment_id = _experiment_id(experiment, uri)
-        run_tags = {**_stringify(tags or {}), T.RUN_KIND: T.RUN_KIND_PIPELINE}
-        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags,
-                                  description=description)
-        with _ending(active.info.run_id):
-            yield TrackedRun(active.info.run_id, experiment_id, uri, run_name)
+        resumed = _reopenable(uri, resume_run_id, experiment_id)
+        # Runs of this experiment whose driver died on this host would otherwise stay RUNNING for good.
+        ended = end_abandoned_at_start(uri, experiment, keep=resumed)
+        if ended:
+            print(ended, flush=True)
+        # The driver (this process) is named so that `matta runs cleanup` can tell when it died; a reopened run
+        # gets the new driver's tags over its old one's.
+        run_tags = {**_stringify(tags or {}), **driver_tags(), T.RUN_KIND: T.RUN_KIND_PIPELINE}
+        if resumed:
+            active = mlflow.start_run(run_id=resumed, tags=run_tags, description=description)
+        else:
+            active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags,
+                                      description=description)
+        with _ending(active.info.run_id, uri):
+            yield TrackedRun(active.info.run_id, experiment_id, uri, active.info.run_name or run_name)
 
 
 @contextmanager
@@ -93,6 +116,7 @@ def step_run(
     defaults to ``MLFLOW_TRACKING_URI`` (which `pipeline_run` sets for the processes it starts).
     """
     uri = resolve_tracking_uri(tracking_uri)
+    apply_retry_budget()
     check_tracking_uri(uri)
     with _using_tracking_uri(uri):
         try:
@@ -109,7 +133,7 @@ def step_run(
             experiment_id=parent.info.experiment_id, run_name=step_name, nested=True,
             parent_run_id=parent_run_id, tags=run_tags,
         )
-        with _ending(active.info.run_id):
+        with _ending(active.info.run_id, uri, step=step_name):
             yield TrackedRun(active.info.run_id, parent.info.experiment_id, uri, step_name)
 
 
@@ -228,6 +252,26 @@ def _client_and_run(run_id: str | None) -> tuple[mlflow.MlflowClient, str]:
     return mlflow.MlflowClient(), target
 
 
+def _reopenable(uri: str, run_id: str | None, experiment_id: str) -> str | None:
+    """`run_id` if the store has it as a live run of `experiment_id` (a cleanup's end tags removed: it runs
+    again), else None."""
+    if not run_id:
+        return None
+    client = mlflow.MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return None
+    if run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
+        return None
+    for key in (T.ENDED_BY, T.ENDED_REASON):
+        if key in run.data.tags:
+            client.delete_tag(run_id, key)
+    return run_id
+
+
 def _experiment_id(name: str, uri: str) -> str:
     """The id of experiment `name`, created if missing (with its artifacts beside a sqlite store's database)."""
     client = mlflow.MlflowClient(uri)
@@ -262,9 +306,11 @@ def _using_tracking_uri(uri: str) -> Iterator[None]:
 
 
 @contextmanager
-def _ending(run_id: str) -> Iterator[None]:
-    """End the active run `run_id` with a status that says how the block ended."""
-    status = RunStatus.to_string(RunStatus.FINISHED)
+def _ending(run_id: str, uri: str, step: str | None = None) -> Iterator[None]:
+    """End the active run `run_id` with a status that says how the block ended; `TrackingUnavailable` when the
+    server at `uri` no longer answers (`close_reporting_outages`)."""
+    finished = RunStatus.to_string(RunStatus.FINISHED)
+    status = finished
     try:
         yield
     except KeyboardInterrupt:
@@ -274,9 +320,14 @@ def _ending(run_id: str) -> Iterator[None]:
         status = RunStatus.to_string(RunStatus.FAILED)
         raise
     finally:
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == run_id:
-            mlflow.end_run(status)
-        else:
-            # Someone ended or replaced the active run inside the block; still close ours.
-            mlflow.MlflowClient().set_terminated(run_id, status)
+        close_reporting_outages(uri, run_id, lambda: _end(run_id, status), after_failure=status != finished,
+                                step=step)
+
+
+def _end(run_id: str, status: str) -> None:
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:
+        # Someone ended or replaced the active run inside the block; still close ours.
+        mlflow.MlflowClient().set_terminated(run_id, status)

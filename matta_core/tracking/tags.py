@@ -19,6 +19,13 @@ Tag                                Meaning
 ``matta.run_key``                  the run's identity as its tasks read it from their environment
                                    (``kfp:<id>`` / ``vertex:<billing id>``, `matta_core.cluster.run_identity`)
 ``matta.data.version``             the input data's version (object generations / content hashes) a run read
+``matta.driver.host``              host name of the process that opened a pipeline's parent run (its driver)
+``matta.driver.pid``               that process's pid
+``matta.driver.start``             that process's start, ``<boot id>/<start ticks>`` (Linux), which tells a pid
+                                   reused after the driver died from the driver (`matta_core.tracking.driver`)
+``matta.ended_by``                 what ended a run its driver left RUNNING: ``cleanup`` (``matta runs cleanup``)
+                                   or ``run-start`` (a later ``matta run``)
+``matta.ended_reason``             why that run was ended (its driver is gone, its age, its parent ended)
 =================================  ==========================================================================
 
 MLflow's own tags (``mlflow.parentRunId``, ``mlflow.runName``) are set by MLflow and are not repeated here.
@@ -44,6 +51,11 @@ KFP_RUN_ID = "matta.kfp.run_id"
 KFP_RUN_NAME = "matta.kfp.run_name"
 RUN_KEY = "matta.run_key"
 DATA_VERSION = "matta.data.version"
+DRIVER_HOST = "matta.driver.host"
+DRIVER_PID = "matta.driver.pid"
+DRIVER_START = "matta.driver.start"
+ENDED_BY = "matta.ended_by"
+ENDED_REASON = "matta.ended_reason"
 
 RUN_KIND_PIPELINE = "pipeline"
 RUN_KIND_STEP = "step"
@@ -52,6 +64,7 @@ RUN_KIND_STEP = "step"
 KNOWN_TAGS = frozenset({
     RUN_KIND, PIPELINE, STEP, DATA_CONTENT_HASH, TEACHER_CACHE_KEY, TEACHER_FINGERPRINT, CODE_VERSION,
     MODEL_WIDTHS, TRAIN_START_STEP, TRAIN_CHECKPOINT, KFP_RUN_ID, KFP_RUN_NAME, RUN_KEY, DATA_VERSION,
+    DRIVER_HOST, DRIVER_PID, DRIVER_START, ENDED_BY, ENDED_REASON,
 })
 
 

@@ -78,6 +78,21 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             _check_sqlite(uri, path)
 
 
+def unreachable_reason(uri: str, timeout: float = 5.0) -> str | None:
+    """Why the ``http(s)://`` server at `uri` does not answer ``GET /health`` within `timeout` seconds (``connection
+    refused``, ``HTTP 503``, ...), or None when it answers (or `uri` names no server)."""
+    if urllib.parse.urlsplit(uri).scheme.lower() not in ("http", "https"):
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} from /health"
+    except (urllib.error.URLError, OSError) as exc:
+        return _why(exc, timeout)
+    return None if 200 <= status < 300 else f"HTTP {status} from /health"
+
+
 def redact(uri: str) -> str:
     """`uri` without a password, for messages and logs (``http://user:***@host``)."""
     parts = urllib.parse.urlsplit(uri)
@@ -144,3 +159,6 @@ def _check_sqlite(uri: str, path: Path) -> None:
     if problem:
         raise TrackingError(f"cannot use the sqlite tracking store {uri}: {problem} — pick a writable location for "
                             "tracking_uri, or leave it empty for <output dir>/mlflow.db")
+    from matta_core.tracking.sqlite_init import initialise_once
+
+    initialise_once(uri, path)

@@ -10,8 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from matta_core.losses import LossConfig
-from matta_core.training.optim import optimizer_names
+from matta_core.loss_config import LossConfig
 
 ARMS = ("matta", "kd", "ce_only")
 DEVICES = ("cpu", "cuda", "auto")
@@ -19,7 +18,8 @@ DEVICES = ("cpu", "cuda", "auto")
 # Fields that only change how a run is observed or where it runs, not what it computes: a run may be resumed
 # with different values. Every other field must match the checkpoint, or the resumed run is a different run.
 RESUMABLE_CHANGES = frozenset(
-    {"device", "num_threads", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "eval_every"}
+    {"device", "num_threads", "checkpoint_every", "checkpoint_every_seconds", "keep_checkpoints", "log_every",
+     "progress", "eval_every"}
 )
 
 
@@ -64,6 +64,8 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     # Steps between checkpoints; 0 = only at the end (when a checkpoint directory is given at all).
     checkpoint_every: int = 0
+    # Also a checkpoint after this many seconds of training since the last one; 0 = off (see CheckpointSchedule).
+    checkpoint_every_seconds: float = 0.0
     # 2: the newest plus one fallback, in case the newest turns out unreadable, at twice the disk of one.
     keep_checkpoints: int = 2
     # Steps per history record (each record averages the loss over its window) and progress-bar update.
@@ -94,7 +96,10 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        # Checked against the registry as it is now, so optimizers registered after import are accepted.
+        # Checked against the registry as it is now, so optimizers registered after import are accepted. Imported
+        # here: the registry imports torch, and the run config imports this module in every task process.
+        from matta_core.training.optim import optimizer_names
+
         if self.optimizer not in optimizer_names():
             raise ValueError(f"optimizer {self.optimizer!r} unknown; allowed: {optimizer_names()} "
                              "(add others with matta_core.training.register_optimizer)")
@@ -107,6 +112,9 @@ class TrainConfig:
         if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in lows):
             raise ValueError(f"sample_low must be a positive integer or one per layer, got {self.sample_low!r}")
         _non_negative_int("checkpoint_every", self.checkpoint_every)
+        seconds = self.checkpoint_every_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValueError(f"checkpoint_every_seconds must be a number >= 0, got {self.checkpoint_every_seconds!r}")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
         _positive_int("log_every", self.log_every)
         _non_negative_int("eval_every", self.eval_every)
@@ -117,6 +125,25 @@ class TrainConfig:
             return self.steps
         assert self.epochs is not None
         return max(1, math.ceil(self.epochs * num_rows / self.batch_size))
+
+    def batch_size_warning(self, num_rows: int) -> dict[str, Any] | None:
+        """A warning (``{"code", "message", ...numbers}``) when `batch_size` exceeds the `num_rows` training rows,
+        else None. Batches wrap around the data (`BatchOrder`), so nothing fails: an epochs budget silently
+        shrinks to a handful of optimizer steps, and every step repeats rows."""
+        if num_rows < 1 or self.batch_size <= num_rows:
+            return None
+        steps, per_step = self.total_steps(num_rows), self.batch_size / num_rows
+        head = f"train.batch_size={self.batch_size} is larger than the {num_rows} training rows"
+        if self.epochs is not None:
+            message = (f"{head}: one optimizer step covers {per_step:.1f} epochs, so train.epochs={self.epochs:g} "
+                       f"gives {steps} optimizer step{'' if steps == 1 else 's'} in all "
+                       f"({num_rows / self.batch_size:.2f} per epoch). Set "
+                       f"train.batch_size to at most {num_rows}, or give train.steps.")
+        else:
+            message = (f"{head}: each of the {steps} optimizer steps repeats rows ({per_step:.1f} epochs per step). "
+                       f"Set train.batch_size to at most {num_rows}.")
+        return {"code": "batch_size_exceeds_rows", "message": message, "batch_size": self.batch_size,
+                "train_rows": num_rows, "steps": steps, "steps_per_epoch": num_rows / self.batch_size}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

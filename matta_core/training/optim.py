@@ -55,8 +55,17 @@ def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torc
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
 
+def _shampoo(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    # Registered here, not in its own (long) module, so the registry knows every built-in name without that
+    # module having been imported by anyone first.
+    from matta_core.training.shampoo import Shampoo
+
+    return Shampoo(params, lr=lr, weight_decay=weight_decay)
+
+
 register_optimizer("adamw", _adamw)
 register_optimizer("sgd", _sgd)
+register_optimizer("shampoo", _shampoo)
 
 
 class SplitOptimizer:

@@ -1,7 +1,7 @@
 """Shampoo for the dense parameters, with blocked preconditioners and per-block Adam grafting.
 
-Registered as `TrainConfig(optimizer="shampoo")`; like every dense optimizer here it runs beside the lazy Adam that
-updates the sparse embedding table (see optim.SplitOptimizer).
+Registered (in optim.py) as `TrainConfig(optimizer="shampoo")`; like every dense optimizer here it runs beside the
+lazy Adam that updates the sparse embedding table (see optim.SplitOptimizer).
 
 For a matrix gradient G (one block of a weight), Shampoo keeps two statistics, L = EMA(G G^T) and
 R = EMA(G^T G), and steps along L^{-1/4} M R^{-1/4} (M: the first moment of G); Gupta et al. (2018), in the
@@ -33,8 +33,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-
-from matta_core.training.optim import register_optimizer
 
 
 class Shampoo(torch.optim.Optimizer):
@@ -157,9 +155,3 @@ def _inverse_fourth_root(matrix: torch.Tensor, relative_eps: float) -> torch.Ten
     values = (values.clamp_min(0.0) + damping).pow(-0.25)
     return ((vectors * values) @ vectors.T).to(matrix.dtype)
 
-
-def _shampoo(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Shampoo(params, lr=lr, weight_decay=weight_decay)
-
-
-register_optimizer("shampoo", _shampoo)

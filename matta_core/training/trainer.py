@@ -31,6 +31,7 @@ from matta_core.models.nested_classifier import NestedClassifier
 from matta_core.nested.widths import Widths, WidthSlot, sample_widths
 from matta_core.training.callbacks import Callback, ProgressBar
 from matta_core.training.checkpoint import Checkpoint, CheckpointError, load_optimizer_state
+from matta_core.training.checkpoint_schedule import CheckpointSchedule
 from matta_core.training.checkpoint_store import CheckpointStore, open_checkpoint_store
 from matta_core.training.config import RESUMABLE_CHANGES, TrainConfig
 from matta_core.training.data import BatchOrder, TrainingBatch, TrainingData, TrainingDataError
@@ -116,6 +117,7 @@ def train(
         order = BatchOrder(len(data), config.batch_size, config.seed)
         last_checkpoint = store.latest() if store is not None else None
         started = time.perf_counter()
+        schedule = CheckpointSchedule(config.checkpoint_every, config.checkpoint_every_seconds, total_steps)
         model.train()
         try:
             for hook in hooks:
@@ -146,9 +148,7 @@ def train(
                 for hook in hooks:
                     hook.on_step_end(done, metrics)
 
-                if store is not None and (
-                    (config.checkpoint_every and done % config.checkpoint_every == 0) or done == total_steps
-                ):
+                if store is not None and schedule.due(done):
                     state = {
                         "arm": config.arm, "total_steps": total_steps, "data_rows": len(data),
                         "model_config": model_config.to_dict(), "train_config": config.to_dict(),
@@ -156,6 +156,7 @@ def train(
                         "loss_log": log.to_dict(), "validation": run.validation,
                     }
                     last_checkpoint = store.save(done, model, optimizer, rng_state(sampler), state)
+                    schedule.saved()
                     store.prune(config.keep_checkpoints)
                     for hook in hooks:
                         hook.on_checkpoint(done, last_checkpoint)  # type: ignore[arg-type]  # a URI when remote

@@ -20,6 +20,7 @@ from matta_core.extraction import (
 from matta_core.features import HashedNgramFeaturizer, inverse_document_frequency
 from matta_core.features.batch import FeatureError
 from matta_core.models import ClassifierConfig, NestedClassifier
+from matta_core.models.nested_io import load_nested, save_nested
 from matta_core.nested import NestedLinear, WidthError, sample_widths
 
 TEXTS = [
@@ -190,6 +191,40 @@ def test_save_and_load_round_trip_without_pickle(tmp_path):
     # Saving again replaces the folder whole and leaves no staging litter.
     save_extracted(standalone, config, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w30"]
+
+
+def test_loading_builds_around_the_saved_tensors_without_a_throwaway_initialisation(tmp_path):
+    """`load_nested`, `load_extracted` and `extract` build their modules on the meta device and hand them the
+    tensors: no random initialisation (a normal draw over the whole embedding table) to overwrite. The loaded
+    weights are exactly the saved ones, on the CPU, as trainable as before, and the global RNG is not drawn from,
+    which an initialisation would do."""
+    model, features = make_model(dense=3)
+    widths = (30, 20, 10)
+    save_nested(model, tmp_path / "nested")
+    save_extracted(extract(model, widths), extracted_config(model.config, widths), tmp_path / "w30")
+    rng = torch.get_rng_state()
+    nested = load_nested(tmp_path / "nested")
+    standalone, _ = load_extracted(tmp_path / "w30")
+    cut = extract(nested, widths)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+    for loaded, reference in ((nested, model), (standalone, cut)):
+        state, expected = loaded.state_dict(), reference.state_dict()
+        assert state.keys() == expected.keys()
+        for name, tensor in state.items():
+            assert tensor.device.type == "cpu" and tensor.is_contiguous(), name
+            assert torch.equal(tensor, expected[name]), name
+        assert all(p.requires_grad for p in loaded.parameters())
+        assert not loaded.training
+    batch = features.batch(range(len(TEXTS)))
+    with torch.no_grad():
+        assert torch.equal(nested(batch, widths), model(batch, widths))
+        assert torch.equal(standalone(batch.ids, batch.offsets, batch.counts, batch.dense),
+                           cut(batch.ids, batch.offsets, batch.counts, batch.dense))
+    # Strict: a state dict that misses a tensor is refused, not left on the meta device.
+    partial = {k: v for k, v in cut.state_dict().items() if k != "head.bias"}
+    with pytest.raises(RuntimeError, match=r"Missing key.*head\.bias"):
+        extracted_config(model.config, widths).build(weights=partial)
 
 
 def test_loading_a_folder_that_is_not_a_model_says_so(tmp_path):

@@ -106,7 +106,7 @@ def test_output_files_columns_and_manifest(tmp_path: Path, rows: list[dict[str, 
     report = manifest.imbalance
     assert report["split"] == "train" and report["min_count"] <= report["max_count"]
     assert set(report["counts"]) == set(manifest.label_map)
-    assert report["rare_labels"] == sorted(n for n, c in report["counts"].items() if c < 10)
+    assert report["rare_labels"] == sorted(n for n, c in report["counts"].items() if c < 5)  # min_rows_per_label
 
 
 def test_load_prepared_detects_a_changed_file(tmp_path: Path, rows: list[dict[str, str]]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from matta_core.data import (
     DataSchema,
     DataValidationError,
+    EmptyFileError,
     IncompletePreparedDataError,
     Manifest,
     MissingColumnsError,
@@ -79,6 +80,7 @@ def test_row_level_problems_in_each_format(tmp_path: Path, sample_rows: list[dic
     assert manifest.quarantine["counts"] == {
         "non_utf8": 0,
         "malformed_row": 0,
+        "control_chars": 0,
         "empty_text": 2,
         "missing_label": 1,
         "unknown_label": 1,
@@ -86,6 +88,7 @@ def test_row_level_problems_in_each_format(tmp_path: Path, sample_rows: list[dic
         "conflicting_label": 2,
         "leaks_into_test": 0,
         "duplicate": 1,
+        "unseen_test_label": 0,
     }
     records = by_reason(read_quarantine(out))
     assert [r["row"] for r in records["empty_text"]] == [31, 32]
@@ -143,7 +146,10 @@ def test_train_text_found_in_test_source_leaks(tmp_path: Path, sample_rows: list
     train = write_csv(tmp_path / "train.csv", [*train_rows, {**leaked, "text": f" {leaked['text']}  "}])
     test = write_csv(tmp_path / "test.csv", test_rows)
     out = tmp_path / "out"
-    manifest = prepare_dataset(str(train), str(out), test_source=str(test), max_bad_fraction=0.05)
+    # 40 rows over 37 intents: most test labels have no training row. Kept (with a warning): the leak is under test.
+    manifest = prepare_dataset(
+        str(train), str(out), test_source=str(test), max_bad_fraction=0.05, unseen_test_labels="keep"
+    )
     kept = assert_accounted(manifest, out, n_input=41)
     assert manifest.split["test_from"] == "source"
     assert manifest.row_counts["test"] == 10
@@ -164,7 +170,8 @@ def test_missing_column_names_file_missing_and_found_columns(tmp_path: Path, sam
         prepare_dataset(str(path), str(out))
     message = str(err.value)
     assert f"{path}: missing column(s) 'label' required by the schema; columns found: 'text', 'intent'." in message
-    assert "DataSchema(label_column=...)" in message
+    assert "In the config, set data.label_column to the column that holds the labels" in message
+    assert "(here probably data.label_column: intent)" in message
     assert not out.exists()  # a whole-file error writes nothing
 
 
@@ -187,7 +194,7 @@ def test_too_many_bad_rows_fails_but_writes_the_quarantine(tmp_path: Path, sampl
     with pytest.raises(DataValidationError) as err:
         prepare_dataset(str(path), str(out), schema=DataSchema(labels=LABELS))
     message = str(err.value)
-    assert "4 of 24 input rows (16.67%) were quarantined, above max_bad_fraction=5.00%" in message
+    assert "4 of 24 input rows (16.67%) were quarantined, above data.max_bad_fraction=5.00%" in message
     assert "Quarantined per reason: empty_text=3, unknown_label=1." in message
     assert str(out / "quarantine.jsonl") in message
     assert err.value.counts == {"empty_text": 3, "unknown_label": 1}
@@ -220,8 +227,13 @@ def test_empty_and_header_only_files(tmp_path: Path) -> None:
         prepare_dataset(str(header_only), str(tmp_path / "out"))
     empty = tmp_path / "e.csv"
     empty.write_bytes(b"")
-    with pytest.raises(MissingColumnsError, match=r"columns found: \(none\)"):
+    with pytest.raises(EmptyFileError, match=r"e.csv: the file is empty \(no header, no data rows\); expected a "
+                       r"header row naming the columns \('text', 'label'\)"):
         prepare_dataset(str(empty), str(tmp_path / "out"))
+    blank = tmp_path / "b.jsonl"
+    blank.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(EmptyFileError, match=r"b.jsonl: the file is empty.*one JSON object per line"):
+        prepare_dataset(str(blank), str(tmp_path / "out"))
 
 
 def test_parquet_integer_labels_and_nulls(tmp_path: Path, sample_rows: list[dict[str, str]]) -> None:

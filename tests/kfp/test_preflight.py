@@ -28,7 +28,9 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("case", range(5), ids=["width", "budget", "data-file", "mirror", "tracking"])
-def test_run_refuses_bad_values_before_any_step(tmp_path: Path, case: int) -> None:
+def test_run_refuses_bad_values_before_any_step(  # type: ignore[no-untyped-def]
+    tmp_path: Path, case: int, fault_record
+) -> None:
     cache = tmp_path / "cache"
     config = write_config(tmp_path / "run.yaml", small_config(tmp_path, cache))
     overrides, message = _bad_cases(tmp_path)[case]
@@ -40,6 +42,14 @@ def test_run_refuses_bad_values_before_any_step(tmp_path: Path, case: int) -> No
     assert not (out / "kfp").exists() and not (out / "report").exists() and not cache.exists()
     if case < 4:  # checks that come before the tracking store leave no output folder at all
         assert not out.exists()
+    [said] = [line for line in result.output.splitlines() if message in line]
+    if case == 2:
+        fault_record("`matta run` with a data file that is not there", fault="data.source names a missing file",
+                     sees=said, kept="nothing run or written (no output folder); exit 2 before any step")
+    if case == 4:
+        fault_record("`matta run` against a dead tracking server", fault="tracking_uri names a server that does "
+                     "not answer (connection refused)", sees=said,
+                     kept="nothing run (no step output, no Teacher cache); exit 2 before any step")
 
 
 def _cluster_config(tmp_path: Path, **overrides: object) -> Path:

@@ -10,7 +10,14 @@ import pytest
 
 from matta_core.release.bootstrap import PairedBootstrap
 from matta_core.release.gate import CheckResult, GateDecision, Reference
-from matta_core.release.handoff import SCHEMA_PATH, HandoffConfig, build_handoff, validate_handoff, write_handoff
+from matta_core.release.handoff import (
+    SCHEMA_PATH,
+    HandoffConfig,
+    build_handoff,
+    handoff_markdown,
+    validate_handoff,
+    write_handoff,
+)
 from matta_core.release.sample_size import two_proportion_sample_size
 
 
@@ -63,8 +70,11 @@ def test_handoff_validates_against_the_schema(reference: Reference, tmp_path) ->
     document = build_handoff(passing_decision(reference), HandoffConfig(daily_units=20_000), challenger_version="2",
                              reference_metrics=reference_metrics, size_class_budget={"max_dense_params": 120})
     validate_handoff(document)
-    assert document["schema_version"] == "1.0.0"
+    assert document["schema_version"] == "1.1.0"
     assert document["challenger"]["model_uri"] == "models:/matta-banking77-xs/2"
+    assert document["registry"]["challenger_alias"] is True
+    champion = {"champion": "1"} if reference is CHAMPION else {}
+    assert document["registry"]["aliases"] == {"challenger": "2", **champion}
     assert (document["champion"] is None) == (reference.kind == "baseline")
     assert [s["challenger_percent"] for s in document["experiment"]["traffic"]["ramp"]] == [1, 5, 20, 50]
     assert document["experiment"]["sample_size"]["per_arm"] == 14751
@@ -74,6 +84,20 @@ def test_handoff_validates_against_the_schema(reference: Reference, tmp_path) ->
     assert latency["offline_delta"] == pytest.approx((0.09 - 0.14) / 0.14)
     json_path, md_path = write_handoff(document, tmp_path)
     assert json.loads(json_path.read_text()) == document and "14,751 users per arm" in md_path.read_text()
+
+
+def test_a_handoff_that_lost_the_challenger_alias_says_so() -> None:
+    """Two runs released into one registered model: the older run's handoff names its own version, and that the
+    registry's @challenger holds the newer one."""
+    document = build_handoff(passing_decision(CHAMPION), HandoffConfig(), challenger_version="2",
+                             reference_metrics={}, size_class_budget={},
+                             registry_aliases={"champion": "1", "challenger": "3"}, challenger_alias=False)
+    validate_handoff(document)
+    assert document["challenger"]["version"] == "2"
+    assert document["registry"] == {**document["registry"], "aliases": {"champion": "1", "challenger": "3"},
+                                    "challenger_alias": False}
+    markdown = handoff_markdown(document)
+    assert "not the current @challenger" in markdown and "@challenger = v3" in markdown
 
 
 def test_schema_rejects_unpinned_uris_and_unknown_fields() -> None:

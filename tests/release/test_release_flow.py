@@ -25,7 +25,7 @@ from matta_core.release.gate import GateDecision
 from matta_core.release.handoff import validate_handoff
 from matta_core.release.promote import promote
 from matta_core.release.registry import get_aliases
-from matta_core.release.step import release_step
+from matta_core.release.step import REPORT_FILE, release_step
 from matta_core.tracking import tags as T
 from tests.mlflow_server import MLflowServer
 from tests.release.conftest import TinyModels
@@ -176,13 +176,20 @@ def test_better_run_becomes_challenger_with_a_valid_handoff(scenario: Scenario) 
         assert (Path(decision.handoff_path).parent / "ab_handoff.md").read_text().startswith("# A/B handoff")
 
 
-def test_retried_release_creates_no_duplicate_version(scenario: Scenario) -> None:
+def test_retried_release_creates_no_duplicate_version(scenario: Scenario, fault_record) -> None:  # type: ignore[no-untyped-def]
     for decision in scenario.by_class("retry").values():
         assert decision.passed and decision.registered_version == "2" and not decision.version_created
         assert not decision.challenger_set  # already the challenger
         assert any("retry" in note for note in decision.notes)
     assert scenario.versions["retry"] == scenario.versions["better"] == {c: ["1", "2"] for c in CLASSES}
     assert scenario.aliases["retry"] == scenario.aliases["better"]
+    # The gate report of the retry says so, per class.
+    said = [line for line in (scenario.out / "retry" / REPORT_FILE).read_text().splitlines()
+            if line.startswith("Note: retry: ")]
+    assert said == ["Note: retry: version 2 already holds this pipeline run"] * len(CLASSES)
+    fault_record("Release step run again for the same pipeline run", fault="the release of a pipeline run repeated "
+                 "after its versions were registered (a killed step's retry)", sees=said[0],
+                 kept="one version per size class and pipeline run; aliases unchanged")
 
 
 def test_promote_then_rollback_move_aliases(scenario: Scenario) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -66,8 +67,8 @@ def test_layout_manifest_and_reader(counting_teacher: CountingTeacher, cache_roo
     assert read_manifest.created_at == manifest["created_at"]
 
 
-def test_changed_shard_bytes_are_detected_reported_and_recomputed(
-    counting_teacher: CountingTeacher, cache_root: str, caplog: pytest.LogCaptureFixture
+def test_changed_shard_bytes_are_detected_reported_and_recomputed(  # type: ignore[no-untyped-def]
+    counting_teacher: CountingTeacher, cache_root: str, caplog: pytest.LogCaptureFixture, fault_record
 ) -> None:
     expected, report = _run(counting_teacher, cache_root)
     bad = storage.join(report.uri, shard_name(2))
@@ -80,11 +81,17 @@ def test_changed_shard_bytes_are_detected_reported_and_recomputed(
         outputs, again = _run(counting_teacher, cache_root)
     assert (again.hits, again.misses, again.recomputed) == (3, 0, 1)
     assert counting_teacher.calls == [TEXTS[32:48]]
-    assert any("shard-00002.safetensors" in r.getMessage() for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if "shard-00002.safetensors" in r.getMessage()]
+    assert said
     np.testing.assert_array_equal(outputs["logits"], expected["logits"])
     manifest = json.loads(storage.read_text(storage.join(report.uri, MANIFEST_NAME)))
     assert manifest["updated_at"] is not None
     load_cached_outputs(report.uri)  # repaired: verifies cleanly again
+    if not cache_root.startswith("gs://"):  # one row; the gs:// case's bucket name is random
+        # The file hashes change from run to run (safetensors writes its header's keys in no fixed order).
+        fault_record("A Teacher cache shard with a changed byte", fault="one byte of a cached shard flipped on disk",
+                     sees=re.sub(r"\b[0-9a-f]{16}…", "<sha256>…", said[0]), kept="the other shards (read, "
+                     "verified); the bad one recomputed and the manifest repaired; outputs equal the originals")
 
 
 def test_resume_without_manifest_computes_only_missing_and_bad_shards(

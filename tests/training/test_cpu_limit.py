@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +13,9 @@ import pytest
 import torch
 
 from matta_core import cpu_limit as module
-from matta_core.cpu_limit import apply_cpu_limit_to_torch, cpu_limit
+from matta_core.cpu_limit import apply_cpu_limit, apply_cpu_limit_to_torch, cpu_limit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -96,6 +101,47 @@ def test_an_explicit_count_wins(monkeypatch: pytest.MonkeyPatch, restore_threads
     assert torch.get_num_threads() == 2
     with pytest.raises(ValueError, match="must be >= 1"):
         apply_cpu_limit_to_torch(0)
+
+
+def test_a_task_sets_the_limit_before_torch_is_imported_and_torch_keeps_it() -> None:
+    """`apply_cpu_limit` in a task that has not imported torch: no torch import, and the torch imported later
+    (by the step's work) runs the limited number of threads."""
+    code = textwrap.dedent("""
+        import os, sys
+        from matta_core import cpu_limit
+        cpu_limit.cpu_limit = lambda root=None: 1  # a pod limited to 1 CPU
+        assert cpu_limit.apply_cpu_limit() == 1
+        assert "torch" not in sys.modules and os.environ["OMP_NUM_THREADS"] == "1"
+        import torch
+        assert torch.get_num_threads() == 1, torch.get_num_threads()
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_task_leaves_a_chosen_thread_count_and_an_unlimited_process_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch")  # as in a task that has not imported torch (put back after the test)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(module, "cpu_limit", lambda root=None: 1)
+    assert apply_cpu_limit() is None
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(module, "cpu_limit", lambda root=None: None)
+    assert apply_cpu_limit() is None
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+def test_a_task_with_torch_imported_sets_torch_directly(
+    monkeypatch: pytest.MonkeyPatch, restore_threads: int
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(module, "cpu_limit", lambda root=None: 1)
+    torch.set_num_threads(2)
+    assert apply_cpu_limit() == 1
+    assert torch.get_num_threads() == 1
+    assert "OMP_NUM_THREADS" not in os.environ
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity masks")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -266,8 +267,8 @@ def test_checkpoint_files_are_safetensors_and_json_only(data: TrainingData, tmp_
     assert load_checkpoint(final).step == 20
 
 
-def test_failed_checkpoint_write_leaves_no_partial_directory(
-    data: TrainingData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_failed_checkpoint_write_leaves_no_partial_directory(  # type: ignore[no-untyped-def]
+    data: TrainingData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_record
 ) -> None:
     real_save = checkpoint_module.save_file
     calls = []
@@ -279,11 +280,14 @@ def test_failed_checkpoint_write_leaves_no_partial_directory(
         real_save(tensors, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint_module, "save_file", save_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="disk full") as err:
         train(tiny_model_config(), data, tiny_train_config(checkpoint_every=5), checkpoint_dir=tmp_path)
     assert len(calls) == 2  # the first file was written, the second write failed
     assert list(tmp_path.iterdir()) == []
     assert latest_checkpoint(tmp_path) is None
+    fault_record("A checkpoint write that fails half-way", fault="the second file of a checkpoint fails to write "
+                 "(an OSError, as a full disk raises)", sees=str(err.value),
+                 kept="no partial checkpoint directory: the newest whole checkpoint stays the one a resume reads")
 
 
 def test_litter_from_a_killed_writer_is_ignored_then_removed(data: TrainingData, tmp_path: Path) -> None:
@@ -338,3 +342,29 @@ def test_resume_refuses_a_different_run(data: TrainingData, tmp_path: Path) -> N
     model, result = train(tiny_model_config(), data, tiny_train_config(steps=5, log_every=1, progress=True),
                           checkpoint_dir=tmp_path)
     assert result.start_step == 5 and result.steps == 5 and model.config == tiny_model_config()
+
+
+class _SlowSteps(Callback):
+    """Makes each step take `seconds` of wall time, as a large model's steps would."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
+        time.sleep(self.seconds)
+
+
+def test_time_based_checkpoints_bound_the_work_a_killed_run_loses(data: TrainingData, tmp_path: Path) -> None:
+    """checkpoint_every_seconds, with no step interval: a run killed after ~0.6 s of 0.1 s steps resumes from a
+    checkpoint a few steps back, not from step 0; the resumed run equals an uninterrupted one."""
+    config = tiny_train_config(steps=12, checkpoint_every_seconds=0.25, keep_checkpoints=20)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model_config(), data, config, checkpoint_dir=tmp_path / "resumed",
+              callbacks=[_SlowSteps(0.1), _Interrupt(7)])
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "resumed").glob("step-*"))
+    assert steps and all(b - a <= 4 for a, b in zip([0, *steps], steps, strict=False))  # ~every 3 steps of 0.1 s
+    assert 3 <= steps[-1] <= 7
+    straight, _ = train(tiny_model_config(), data, config, checkpoint_dir=tmp_path / "straight")
+    resumed, result = train(tiny_model_config(), data, config, checkpoint_dir=tmp_path / "resumed")
+    assert result.start_step == steps[-1]
+    assert_same_weights(weights(resumed), weights(straight))

@@ -64,7 +64,8 @@ def lm_teacher_step(
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for name, split in inputs.splits.items():
         outputs[name], report = cached_predict_with_report(
-            model, split.texts, data_hash=split.data_hash, split=name, cache_root=cache_root, progress=progress
+            model, split.texts, data_hash=split.data_hash, split=name, cache_root=cache_root,
+            shard_rows=teacher.shard_rows, progress=progress,
         )
         write_token_outputs(storage.join(out_dir, TEACHER_OUTPUTS.format(split=name)), outputs[name])
         info["splits"][name] = {
