@@ -143,7 +143,7 @@ def load_splits(work_dir: Path, mirror_dir: str | None, settings: Settings) -> t
     """Prepare Banking77 (official test split; validation carved from train) and read it as the steps do."""
     from matta_core.config import DataSection
     from matta_core.data import prepare_dataset
-    from matta_core.steps.inputs import load_inputs
+    from matta_core.families.classifier.inputs import load_inputs
 
     prepared = work_dir / "prepared"
     prepare_dataset("banking77", str(prepared), mirror_dir=mirror_dir)
@@ -155,8 +155,8 @@ def load_splits(work_dir: Path, mirror_dir: str | None, settings: Settings) -> t
 
 def minilm_logits(splits: Splits, hashes: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:
     """The MiniLM Teacher (head fitted on train) through the content-addressed caches, as `teacher_step` runs it."""
-    from matta_core.teacher_cache import cached_predict
     from matta_core.teachers import make_teacher
+    from matta_core.teachers.cache import cached_predict
 
     teacher = make_teacher({"kind": "minilm", "embedding_cache_root": str(cache_dir / "embeddings"),
                             "num_classes": NUM_CLASSES})
@@ -225,8 +225,8 @@ def _features(num_buckets: int, split: str) -> Any:
 
 
 def model_config(regime: Regime, student_width: int) -> Any:
+    from matta_core.families.classifier.config import ClassifierConfig
     from matta_core.features import FeaturizerConfig
-    from matta_core.models import ClassifierConfig
 
     return ClassifierConfig(
         num_classes=NUM_CLASSES, hidden_widths=(regime.ta_width,), student_widths=(student_width,),
@@ -247,9 +247,10 @@ def train_config(job: Job) -> Any:
 def run_job(job: Job) -> list[dict[str, Any]]:
     """Train one job and score every width it yields on validation and test (one record per width)."""
     import matta_core.training.shampoo  # noqa: F401  (registers optimizer="shampoo" in this process)
-    from matta_core.evaluation import evaluate_model
-    from matta_core.extraction import extract
-    from matta_core.training import TrainingData, train
+    from matta_core.families.classifier.data import TrainingData
+    from matta_core.families.classifier.evaluate import evaluate_model
+    from matta_core.families.classifier.extract import extract
+    from matta_core.families.classifier.trainer import train
 
     splits: Splits = _WORKER["splits"]
     regime = job.regime
@@ -369,9 +370,9 @@ def measure_throughput(splits: Splits, tfidf: Any, regime: Regime, seed: int, ro
     """
     import torch
 
-    from matta_core.extraction import extract
+    from matta_core.families.classifier.extract import extract
+    from matta_core.families.classifier.model import NestedClassifier
     from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer
-    from matta_core.models import NestedClassifier
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)

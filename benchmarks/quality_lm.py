@@ -153,7 +153,7 @@ class TestSet:
 def load_test_set(settings: Settings, splits: Any, teacher: Any) -> TestSet:
     """Test ids (the first `test_rows` sentences) and cloze examples (the first `cloze_rows`), tokenised as the
     Teacher reads text; the tokenizer alone is loaded."""
-    from matta_core.lm.teacher_eval import teacher_cloze_examples, teacher_ids
+    from matta_core.families.decoder.teacher_eval import teacher_cloze_examples, teacher_ids
 
     test = splits.test[: settings.test_rows]  # a slice to None is the whole list
     cloze_texts = splits.test[: settings.cloze_rows]
@@ -166,8 +166,8 @@ def load_test_set(settings: Settings, splits: Any, teacher: Any) -> TestSet:
 
 def prepare(settings: Settings, mirror_dir: str | None, cache_dir: Path, teacher: Any) -> tuple[Prepared, dict]:
     """Load the corpus, fetch the Teacher's top-k on the training subset (cached), build test ids and cloze set."""
-    from matta_core.lm.text_data import load_text_corpus
-    from matta_core.teacher_cache import cached_predict_with_report
+    from matta_core.families.decoder.text_data import load_text_corpus
+    from matta_core.teachers.cache import cached_predict_with_report
 
     splits = load_text_corpus(CORPUS, mirror_dir=mirror_dir)
     content_hash = splits.manifest["content_hash"]
@@ -191,7 +191,7 @@ def teacher_row(teacher: Any, data: Prepared, cache_dir: Path) -> dict[str, Any]
     """The Teacher scored by the same code on the same test ids and cloze examples (full logits, not the top-k
     cache). The record is kept under `cache_dir`, keyed by the Teacher's fingerprint and the exact ids scored, so a
     rerun does not run the Teacher again (it is the slowest part of a short run on CPU)."""
-    from matta_core.lm.teacher_eval import evaluate_teacher_lm
+    from matta_core.families.decoder.teacher_eval import evaluate_teacher_lm
 
     digest = hashlib.sha256()
     digest.update(teacher.fingerprint().encode())
@@ -224,7 +224,7 @@ def _init_worker(data: Prepared) -> None:
 
 
 def decoder_config(settings: Settings, vocab_size: int, student: tuple[int, int]) -> Any:
-    from matta_core.models.decoder import DecoderConfig
+    from matta_core.families.decoder.config import DecoderConfig
 
     ta_ffn, ta_heads = settings.widths[0]
     return DecoderConfig(
@@ -236,7 +236,7 @@ def decoder_config(settings: Settings, vocab_size: int, student: tuple[int, int]
 
 
 def train_config(settings: Settings, job: Job) -> Any:
-    from matta_core.lm import default_lm_train_config
+    from matta_core.families.decoder.train_config import default_lm_train_config
 
     return default_lm_train_config(arm=job.arm, steps=settings.steps, seed=job.seed, sandwich_k=settings.sandwich_k,
                                    progress=False, num_threads=1)
@@ -244,9 +244,11 @@ def train_config(settings: Settings, job: Job) -> Any:
 
 def run_job(settings: Settings, job: Job) -> list[dict[str, Any]]:
     """Train one job and score every width it yields on the test split (one record per width)."""
-    from matta_core.lm import LMTrainingData, train_lm
-    from matta_core.lm.evaluation import evaluate_lm
-    from matta_core.models.decoder import extract_decoder, resolve_widths
+    from matta_core.families.decoder.data import LMTrainingData
+    from matta_core.families.decoder.evaluate import evaluate_lm
+    from matta_core.families.decoder.extract import extract_decoder
+    from matta_core.families.decoder.trainer import train_lm
+    from matta_core.families.decoder.widths import resolve_widths
 
     data: Prepared = _WORKER["data"]
     config = decoder_config(settings, data.vocab_size, job.student)
@@ -283,9 +285,10 @@ def train_flops(settings: Settings, config: Any, train: Any, tconfig: Any, steps
     """
     import torch
 
-    from matta_core.lm.cost import decoder_flops_per_token
-    from matta_core.lm.trainer import student_decoder_config
-    from matta_core.models.decoder import sample_decoder_widths, standalone_decoder_config
+    from matta_core.families.decoder.cost import decoder_flops_per_token
+    from matta_core.families.decoder.extract import standalone_decoder_config
+    from matta_core.families.decoder.trainer import student_decoder_config
+    from matta_core.families.decoder.widths import sample_decoder_widths
 
     lengths = train.lengths.double()
     tokens_per_step = float((lengths - 1).clamp(min=0).mean()) * tconfig.batch_size

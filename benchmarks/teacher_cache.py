@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from matta_core import storage
-    from matta_core.teacher_cache import DEFAULT_SHARD_ROWS, cached_predict_with_report
     from matta_core.teachers import MiniLMTeacher
+    from matta_core.teachers.cache import DEFAULT_SHARD_ROWS, cached_predict_with_report
     from matta_core.teachers.fingerprint import clear_file_hash_memo
 
     shard_rows = args.shard_rows or DEFAULT_SHARD_ROWS

@@ -48,11 +48,13 @@ from matta_core.evaluation.cost import (
     param_count,
     time_calls,
 )
-from matta_core.evaluation.evaluate import model_inputs, speed_rows, width_name
-from matta_core.extraction import extract
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.evaluate import model_inputs, speed_rows, width_name
+from matta_core.families.classifier.extract import extract
+from matta_core.families.classifier.loss import matta_loss, supervised_loss
+from matta_core.families.classifier.model import NestedClassifier
 from matta_core.features import FeatureBatch, HashedNgramFeaturizer, SparseFeatures, inverse_document_frequency
-from matta_core.losses import LossConfig, matta_loss, supervised_loss
-from matta_core.models import ClassifierConfig, NestedClassifier
+from matta_core.loss_config import LossConfig
 from matta_core.nested import Widths, sample_widths
 from matta_core.training.optim import SplitOptimizer, make_model_optimizer
 

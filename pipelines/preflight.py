@@ -13,6 +13,7 @@ from pathlib import Path
 from matta_core import storage
 from matta_core.config import PipelineConfig
 from matta_core.data import DATASETS
+from matta_core.families.registry import TASKS, family_for
 
 
 class PreflightError(ValueError):
@@ -73,8 +74,8 @@ def _teacher_problems(config: PipelineConfig) -> list[str]:
     return []
 
 
-def _file_problem(field: str, uri: str, *, registered: bool, task: str = "classification") -> list[str]:
-    kinds = {"classification": "CSV/JSONL/Parquet", "causal_lm": "TXT/JSONL"}[task]
+def _file_problem(field: str, uri: str, *, registered: bool, task: str = TASKS[0]) -> list[str]:
+    kinds = family_for(task).source_formats
     also = f" or a registered data set ({', '.join(sorted(DATASETS))})" if registered else ""
     try:
         found = storage.exists(uri)

@@ -6,7 +6,7 @@ config and the code version) as the newest record that did not finish is another
 the run's key (the identity its steps find the MLflow parent by) and its MLflow parent run, as a KFP retry keeps
 its run id. With the step cache on, every step that finished is served from kfp.local's cache (same inputs, same
 key), training continues from its newest checkpoint (the checkpoint folder is keyed on the training inputs,
-`matta_core.steps.checkpoint_key`), and the release, whose idempotency key is the parent run, registers nothing
+`matta_core.artifacts.checkpoint_key`), and the release, whose idempotency key is the parent run, registers nothing
 twice. The run's summary says what was reused.
 
 Only the driver that holds the folder's lock (`pipelines.run_lock`) writes the record, so a plain atomic

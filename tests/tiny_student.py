@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from matta_core.extraction import extract, extracted_config, save_extracted
-from matta_core.models import ClassifierConfig, NestedClassifier
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.extract import extract, extracted_config, save_extracted
+from matta_core.families.classifier.model import NestedClassifier
 
 
 def write_tiny_student(directory: Path, num_classes: int, labels: Sequence[str] | None = None) -> Path:

@@ -19,6 +19,8 @@ import typer
 from matta_core.cli.app import app
 from matta_core.cli.common import ConfigOption, SetOption, load_config
 from matta_core.cli.errors import fail
+from matta_core.families.base import ModelFamily
+from matta_core.families.registry import family_for
 
 component_app = typer.Typer(help="Run one pipeline step from files on disk (the component's own code).",
                             no_args_is_help=True)
@@ -89,7 +91,7 @@ def extract(
 ) -> None:
     """Cut the standalone model of --widths out of --trained into --model (parity-checked)."""
     args = _common(config, set_, parent_run_id, tracking_uri)
-    parsed = _parse_widths(widths, pairs=args["task"] == "causal_lm")
+    parsed = _parse_widths(widths, family_for(args["task"]))
     _call("extract", trained=_model(trained), prepared=_dataset(prepared), widths=parsed,
           data_json=args["data_json"], model=_model(model), metrics=_metrics(metrics, model), **_shared(args))
 
@@ -106,8 +108,9 @@ def evaluate(
 ) -> None:
     """Evaluate the standalone model in --model on the test split of --prepared into --evaluation."""
     args = _common(config, set_, parent_run_id, tracking_uri)
-    if teacher is None and args["task"] == "causal_lm":
-        raise typer.BadParameter("task causal_lm scores a model on the Teacher's test token ids: give --teacher DIR")
+    if teacher is None and family_for(args["task"]).evaluation_reads_teacher:
+        raise typer.BadParameter(f"task {args['task']} scores a model on the Teacher's test token ids: give "
+                                 "--teacher DIR")
     # The classifier reads no Teacher output here: an empty URI (path "") stands for none.
     from kfp.dsl import Dataset
 
@@ -177,18 +180,13 @@ def _numbered(folders: list[Path]) -> Iterator[Any]:
         yield Dataset(uri=tmp)
 
 
-def _parse_widths(text: str, *, pairs: bool) -> list[int] | list[list[int]]:
-    """``96`` / ``256,64`` (per-layer ints), or with `pairs` ``512:4,128:2`` ((ffn, heads) per decoder block)."""
+def _parse_widths(text: str, family: ModelFamily) -> list[Any]:
+    """``96`` / ``256,64`` (per-layer ints), or for the decoder ``512:4,128:2`` ((ffn, heads) per block): as the
+    task's family writes a width spec (`ModelFamily.widths_form`)."""
     try:
-        if not pairs:
-            return [int(w) for w in text.split(",")]
-        blocks = [block.split(":") for block in text.split(",")]
-        if any(len(block) != 2 for block in blocks):
-            raise ValueError(text)
-        return [[int(ffn), int(heads)] for ffn, heads in blocks]
+        return family.parse_widths_text(text)
     except ValueError:
-        form = "ffn:heads pairs separated by commas (512:4,128:2)" if pairs else "whole numbers separated by commas"
-        raise typer.BadParameter(f"--widths expects {form}, got {text!r}") from None
+        raise typer.BadParameter(f"--widths expects {family.widths_form}, got {text!r}") from None
 
 
 def _common(config: Path | None, overrides: list[str], parent_run_id: str, tracking_uri: str | None) -> dict[str, Any]:

@@ -19,10 +19,6 @@ _EXPORTS = {
     "measure_latency": "matta_core.evaluation.cost",
     "measure_throughput": "matta_core.evaluation.cost",
     "param_count": "matta_core.evaluation.cost",
-    "ModelEvaluation": "matta_core.evaluation.evaluate",
-    "evaluate_model": "matta_core.evaluation.evaluate",
-    "evaluate_widths": "matta_core.evaluation.evaluate",
-    "mark_pareto": "matta_core.evaluation.evaluate",
     "MetricError": "matta_core.evaluation.metrics",
     "accuracy": "matta_core.evaluation.metrics",
     "classification_report": "matta_core.evaluation.metrics",
@@ -47,7 +43,6 @@ if TYPE_CHECKING:
         measure_throughput,
         param_count,
     )
-    from matta_core.evaluation.evaluate import ModelEvaluation, evaluate_model, evaluate_widths, mark_pareto
     from matta_core.evaluation.metrics import (
         MetricError,
         accuracy,
@@ -63,17 +58,13 @@ if TYPE_CHECKING:
 __all__ = [
     "LatencyStats",
     "MetricError",
-    "ModelEvaluation",
     "ParamCount",
     "ThroughputStats",
     "accuracy",
     "analytic_flops_per_example",
     "classification_report",
-    "evaluate_model",
-    "evaluate_widths",
     "expected_calibration_error",
     "macro_f1",
-    "mark_pareto",
     "measure_latency",
     "measure_throughput",
     "nll",

@@ -46,13 +46,3 @@ class EvalRows:
         if bad:
             raise ValueError(f"label ids {bad[:5]} are outside 0..{len(names) - 1} (the {len(names)} label names)")
         return cls(tuple(str(t) for t in texts), tuple(names[int(i)] for i in label_ids))
-
-    @classmethod
-    def from_prepared(cls, prepared_dir: str, data: object | None = None, split: str = "test") -> EvalRows:
-        """The `split` of a prepared-data folder, row-limited as `data` (a `DataSection`) says, as the steps read it."""
-        from matta_core.config import DataSection
-        from matta_core.steps.inputs import load_inputs
-
-        inputs = load_inputs(prepared_dir, data if isinstance(data, DataSection) else DataSection())
-        rows = inputs.splits[split]
-        return cls.from_ids(rows.texts, rows.labels.tolist(), inputs.label_names)

@@ -151,7 +151,7 @@ def release_step(
     pipeline_run_id: str,
     lineage: Lineage | Mapping[str, Any] | None = None,
     *,
-    test_rows: EvalRows | str,
+    test_rows: EvalRows,
     out_dir: str | Path,
     parent_run_id: str | None = None,
 ) -> list[GateDecision]:
@@ -160,7 +160,7 @@ def release_step(
     `evaluations`: records (``evaluate_model(...).to_dict()`` + ``arm``) or the folder holding the
     ``evaluation.json`` files; `run_models`: record name -> model folder (falls back to the record's
     ``model_dir``); `baseline_model_dir`: the run's ``ce_only`` model, the reference of classes without a champion;
-    `test_rows`: the labelled rows (or a prepared-data folder, whose test split is used); `pipeline_run_id`: the
+    `test_rows`: the labelled rows (a family's `eval_rows` reads them from a prepared folder); `pipeline_run_id`: the
     idempotency key of registration (a retry of the same run registers nothing new); `parent_run_id`: the MLflow
     run of the pipeline, if any. Files go to `out_dir`.
     """
@@ -168,21 +168,20 @@ def release_step(
     cfg = ReleaseConfig.parse(config)
     origin = Lineage.parse(lineage)
     records = load_evaluations(evaluations)
-    rows = test_rows if isinstance(test_rows, EvalRows) else EvalRows.from_prepared(test_rows)
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(uri)
-    predictions = _Predictions(rows, uri)
+    predictions = _Predictions(test_rows, uri)
 
     with _release_run(uri, cfg, pipeline_run_id, parent_run_id, origin) as run_id:
         decisions = [
-            _gate_class(client, cfg, size_class, records, run_models, baseline_model_dir, rows, predictions,
+            _gate_class(client, cfg, size_class, records, run_models, baseline_model_dir, test_rows, predictions,
                         pipeline_run_id)
             for size_class in cfg.size_classes
         ]
-        _check_loadability(client, cfg, decisions, rows, predictions, uri)
+        _check_loadability(client, cfg, decisions, test_rows, predictions, uri)
         for decision, size_class in zip(decisions, cfg.size_classes, strict=True):
             if decision.passed:
                 _register_and_hand_off(client, cfg, decision, size_class, records, origin, run_id, uri, out)

@@ -1,14 +1,11 @@
-"""The pipeline's steps as plain functions over artifact folders.
+"""The pipeline's steps as the components call them, blind to which model family runs.
 
-Each step reads the folders its predecessors wrote and writes one folder of its own (layout in `layout.py`).
-The KFP components are thin wrappers over these functions, `matta component <name>` runs one from the command
-line, and `matta_core.workflow.run_local` calls them in order: three ways in, one implementation. These are the
-classifier's (`prepare_step.prepare_step`, `teacher_step.teacher_step`, `train_step.train_step`,
-`extract_step.extract_step`, `evaluate_step.evaluate_step`, `report_step.report_step`); the ``task: causal_lm``
-steps live in `matta_core.steps.lm`, and `tracked` dispatches on the task.
+`tracked` holds one function per step (prepare, teacher, train, extract, evaluate, report, release): each parses
+nothing family-specific, asks the registry for the family of its ``task`` (`matta_core.families.registry`), runs
+that family's step (`matta_core.families.<family>/*_step.py`, plain functions over artifact folders) and records
+it in MLflow. `evaluate_all` extracts and evaluates every width in one task. The KFP components, `matta component
+<name>` and the tests all come in here: three ways in, one implementation.
 
-Nothing is imported here: every task process imports this package (for `tracked`), and importing all the steps
-would make each pay for the others' dependencies (torch, scikit-learn, matplotlib: seconds per process). Import a
-step from its module. The step functions are not re-exported lazily either: each shares its module's name, and
-importing the module rebinds that package attribute (see `matta_core.lazy_exports`).
+Nothing is imported here: every task process imports this package (for `tracked`), and importing the families'
+steps would make each pay for the others' dependencies (torch, scikit-learn, matplotlib: seconds per process).
 """

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from matta_core.config import DataSection
+from matta_core.families.registry import TASKS
 from matta_core.steps.tracked import Tracking, evaluate, extract
 
 
@@ -34,7 +35,7 @@ def numbered_subdirs(root: str | Path) -> list[str]:
 def extract_and_evaluate_all(
     trained_dir: str, widths: Sequence[Sequence[Any]], baseline_subdirs: Sequence[str], prepared_dir: str,
     teacher_dir: str, data: DataSection, measure_speed: bool, models_dir: str, evaluations_dir: str,
-    tracking: Tracking, task: str = "classification",
+    tracking: Tracking, task: str = TASKS[0],
 ) -> dict[str, float]:
     """Extract and evaluate each of `widths` (into `models_dir` / `evaluations_dir`), then evaluate each baseline
     (`baseline_subdirs` of `trained_dir`); return every model's metrics, prefixed with its position and kind."""

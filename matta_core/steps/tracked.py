@@ -1,9 +1,10 @@
-"""The pipeline steps with their MLflow record: what each step logs in its child run of the pipeline run.
+"""The pipeline steps with their MLflow record, whichever model family runs: what each step logs in its child run.
 
 The KFP components (``components/``) and ``matta component <name>`` call these functions and nothing else, so a
 step logs the same thing however it is started. Each component starts with `start_task`, which refuses to run in
 an image built from other code than the pipeline's (``matta_core.image_identity``) before any work is done. Each
-function runs one step function from this package, opens a child run under the pipeline's parent run when
+step function calls the family the ``task`` parameter selects (`matta_core.families.registry.family_for`), which
+runs its step module, opens a child run under the pipeline's parent run when
 tracking is on, logs params, metrics, lineage tags and models there, and returns the step's scalar metrics (which
 the component also publishes as its ``Output[Metrics]``).
 
@@ -15,26 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matta_core.config import (
-    MODEL_SECTIONS,
-    ConfigError,
-    DataSection,
-    DecoderSection,
-    ModelSection,
-    ReleaseSection,
-    TeacherSection,
-    TrainSection,
-    check_task,
-)
-from matta_core.config_base import load_section
-from matta_core.steps.layout import (
+from matta_core.artifacts.layout import (
     EVALUATION,
     GATE_REPORT,
     PARETO_PNG,
@@ -45,38 +31,24 @@ from matta_core.steps.layout import (
     TEACHER_INFO,
     TRAIN_RESULT,
 )
+from matta_core.config import (
+    ConfigError,
+    DataSection,
+    ReleaseSection,
+    TeacherSection,
+    TrainSection,
+)
+from matta_core.config_base import Section, load_section
+from matta_core.families.registry import TASKS, family_for
+from matta_core.tracking.step_records import Tracking, lineage, log_step, parse_widths, widths_label
+
+__all__ = [
+    "Tracking", "evaluate", "extract", "load_model_section", "load_section", "parse_widths", "prepare",
+    "publish_metrics", "release", "report", "report_metrics", "start_task", "teacher", "train", "widths_label",
+    "write_release_view", "write_report_views",
+]
 
 log = logging.getLogger(__name__)
-#: Texts logged as each model's MLflow input example (MLflow also predicts on them before logging).
-INPUT_EXAMPLE_ROWS = 3
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """Where a step records itself: a child of run `parent_run_id` in the store at `tracking_uri`.
-
-    `code_version` (package version + source hash, see ``pipelines/code_version.py``) becomes the
-    ``matta.code.version`` tag of every step run. An empty `parent_run_id` turns tracking off.
-    """
-
-    tracking_uri: str = ""
-    parent_run_id: str = ""
-    code_version: str = ""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.parent_run_id)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[str | None]:
-        """A child run named `name` under the parent; yields its run id, or None when tracking is off."""
-        if not self.enabled:
-            yield None
-            return
-        from matta_core.tracking import step_run
-
-        with step_run(self.parent_run_id, name, tracking_uri=self.tracking_uri or None) as run:
-            yield run.run_id
 
 
 def start_task(tracking_uri: str, parent_run_id: str, code_version: str, *, experiment: str = "") -> Tracking:
@@ -128,91 +100,30 @@ def _parent_of_this_run(tracking_uri: str, experiment: str) -> str:
     return found
 
 
-def load_model_section(task: str, text: str) -> ModelSection | DecoderSection:
-    """The model section of `task` (a `ModelSection` or a `DecoderSection`) from its JSON pipeline parameter."""
-    return load_section(MODEL_SECTIONS[check_task(task)], text, "model")
+def load_model_section(task: str, text: str) -> Section:
+    """The model section of `task`'s family from its JSON pipeline parameter."""
+    return load_section(family_for(task).section, text, "model")
 
 
-def parse_widths(widths: Sequence[Any]) -> list[int]:
-    """Per-layer widths from a pipeline parameter: KFP hands list items over as floats (``[96.0]``)."""
-    parsed = []
-    for width in widths:
-        if isinstance(width, bool) or float(width) != int(float(width)):
-            raise ConfigError(f"widths {list(widths)}: every entry must be a whole number, got {width!r}")
-        parsed.append(int(float(width)))
-    return parsed
+# --- the steps: each calls the task's family (`matta_core.families.registry`) ---------------------------------
 
 
-def widths_label(widths: Sequence[int]) -> str:
-    """``[256, 64]`` -> ``256x64``: the width part of folder and run names (as in `run_local`)."""
-    return "x".join(str(w) for w in widths)
-
-
-# --- the steps ------------------------------------------------------------------------------------------
-
-
-def prepare(data: DataSection, out_dir: str, tracking: Tracking, task: str = "classification") -> dict[str, float]:
+def prepare(data: DataSection, out_dir: str, tracking: Tracking, task: str = TASKS[0]) -> dict[str, float]:
     """Step 1: validate, dedupe and split the data; log row counts and the data's content hash."""
-    if check_task(task) == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.prepare(data, out_dir, tracking)
-    from matta_core import storage
-    from matta_core.data.summary import quarantine_line
-    from matta_core.steps.prepare_step import prepare_step
-
-    with tracking.step("prepare") as run_id:
-        manifest = prepare_step(data, out_dir)
-        metrics = {f"rows_{split}": float(rows) for split, rows in manifest.row_counts.items()}
-        # Every reason, zeros included, so runs line up column by column in MLflow's run table.
-        metrics["rows_quarantined"] = float(manifest.quarantine["rows"])
-        metrics.update({f"quarantined_{r}": float(n) for r, n in manifest.quarantine["counts"].items()})
-        metrics["num_labels"] = float(len(manifest.label_map))
-        metrics["data_warnings"] = float(len(manifest.warnings))
-        if run_id is not None:
-            params = {
-                "data": data.model_dump(),
-                "quarantine": {"file": storage.join(out_dir, manifest.quarantine["path"]),
-                               "summary": quarantine_line(manifest, out_dir)},
-            }
-            if manifest.warnings:
-                params["warning"] = {w["code"]: w["message"] for w in manifest.warnings}
-            _log_step(run_id, params, metrics)
-            _lineage(run_id, tracking, data_content_hash=manifest.content_hash)
-    return metrics
+    return family_for(task).prepare(data, out_dir, tracking)
 
 
 def teacher(
     prepared_dir: str, out_dir: str, teacher_section: TeacherSection, data: DataSection, cache_dir: str,
-    tracking: Tracking, task: str = "classification",
+    tracking: Tracking, task: str = TASKS[0],
 ) -> dict[str, float]:
     """Step 2: the Teacher's outputs on every split, through the content-addressed cache."""
-    if check_task(task) == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.teacher(prepared_dir, out_dir, teacher_section, data, cache_dir, tracking)
-    from matta_core.steps.teacher_step import teacher_step
-
-    with tracking.step("teacher") as run_id:
-        info = teacher_step(prepared_dir, out_dir, teacher_section, data, cache_dir, progress=False)
-        metrics: dict[str, float] = {}
-        for split, record in info["splits"].items():
-            if record["accuracy"] is not None:
-                metrics[f"teacher_accuracy_{split}"] = float(record["accuracy"])
-            cache = record.get("cache", {})
-            for key in ("hits", "misses"):
-                if isinstance(cache.get(key), int | float):
-                    metrics[f"cache_{key}_{split}"] = float(cache[key])
-        if run_id is not None:
-            _log_step(run_id, {"teacher": teacher_section.model_dump(), "cache_dir": cache_dir}, metrics)
-            _lineage(run_id, tracking, data_content_hash=info["data_content_hash"],
-                     teacher_cache_key=info["cache_key"], teacher_fingerprint=info["fingerprint"])
-    return metrics
+    return family_for(task).teacher(prepared_dir, out_dir, teacher_section, data, cache_dir, tracking)
 
 
 def train(
-    prepared_dir: str, teacher_dir: str, out_dir: str, model: ModelSection | DecoderSection,
-    train_section: TrainSection, data: DataSection, tracking: Tracking, task: str = "classification",
+    prepared_dir: str, teacher_dir: str, out_dir: str, model: Section, train_section: TrainSection,
+    data: DataSection, tracking: Tracking, task: str = TASKS[0],
 ) -> tuple[dict[str, float], list[str]]:
     """Step 3: train the TA+Student (MatTA) and the baselines; returns metrics and the baselines' sub-folders.
 
@@ -220,128 +131,36 @@ def train(
     `MLflowMetricsCallback`, so the arms' loss curves sit side by side instead of overwriting each other.
     The baseline models are logged by this step, which is the one that writes them.
     """
-    if not isinstance(model, MODEL_SECTIONS[check_task(task)]):
-        raise ConfigError(f"task {task!r} takes a {MODEL_SECTIONS[task].__name__} model section, got "
+    family = family_for(task)
+    if not isinstance(model, family.section):
+        raise ConfigError(f"task {task!r} takes a {family.section.__name__} model section, got "
                           f"{type(model).__name__}")
-    if isinstance(model, DecoderSection):
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.train(prepared_dir, teacher_dir, out_dir, model, train_section, data, tracking)
-    from matta_core.steps.train_step import train_step
-
-    with tracking.step("train") as run_id:
-        with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
-            summary = train_step(prepared_dir, teacher_dir, out_dir, model, train_section, data, progress=False,
-                                 arm_callbacks=arm_callbacks, code_version=tracking.code_version or None)
-        metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
-        baseline_dirs = list(summary["baseline_dirs"].values())
-        if run_id is not None:
-            params: dict[str, Any] = {"model": model.model_dump(), "train": train_section.model_dump()}
-            if summary["warnings"]:  # e.g. a batch larger than the data (train_step prints them too)
-                params["warning"] = {w["code"]: w["message"] for w in summary["warnings"]}
-            _log_step(run_id, params, metrics)
-            _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
-                     teacher_cache_key=summary["teacher_cache_key"])
-            examples = _example_texts(prepared_dir, data)
-            for sub in baseline_dirs:
-                _log_model(str(Path(out_dir) / sub), _model_name(str(Path(out_dir) / sub)), examples)
-    return metrics, baseline_dirs
-
-
-@contextmanager
-def arm_runs(tracking: Tracking, run_id: str | None, teacher_dir: str) -> Iterator[Callable[[str], list[Any]] | None]:
-    """The `arm_callbacks` of a train step: each arm (``matta``, ``kd``, ...) gets its own MLflow run under the
-    train run `run_id` (``train-matta``, ...), fed by `MLflowMetricsCallback`, so the arms' loss curves sit side by
-    side instead of overwriting each other. None when tracking is off. The last arm's run ends on exit."""
-    if run_id is None:
-        yield None
-        return
-    from matta_core.tracking import MLflowMetricsCallback
-
-    teacher_info = json.loads((Path(teacher_dir) / TEACHER_INFO).read_text())
-    arm_tracking = Tracking(tracking.tracking_uri, run_id, tracking.code_version)
-    with ExitStack() as open_arm:
-
-        def callbacks_for(arm: str) -> list[Any]:
-            open_arm.close()  # the previous arm is done: end its run FINISHED before the next one starts
-            arm_run_id = open_arm.enter_context(arm_tracking.step(f"train-{arm}"))
-            assert arm_run_id is not None  # tracking is on: arm_tracking has a parent
-            _log_step(arm_run_id, {"arm": arm}, {})
-            _lineage(arm_run_id, tracking, data_content_hash=teacher_info["data_content_hash"],
-                     teacher_cache_key=teacher_info["cache_key"])
-            return [MLflowMetricsCallback(arm_run_id, every=1, tracking_uri=tracking.tracking_uri or None)]
-
-        yield callbacks_for
-
-
-def arm_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """Each trained arm's step count, wall time and final loss terms, from a train step's summary."""
-    metrics: dict[str, float] = {}
-    for arm, result in summary["arms"].items():
-        metrics[f"{arm}_steps"] = float(result["steps"])
-        metrics[f"{arm}_wall_seconds"] = float(result["wall_seconds"])
-        metrics.update({f"{arm}_final_{k}": float(v) for k, v in result["final_loss"].items()})
-    return metrics
+    return family.train(prepared_dir, teacher_dir, out_dir, model, train_section, data, tracking)
 
 
 def extract(
     trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection, tracking: Tracking,
-    task: str = "classification",
+    task: str = TASKS[0],
 ) -> dict[str, float]:
     """Step 4: cut one standalone model out of the nested one (parity-checked); log it as an MLflow model."""
-    if check_task(task) == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.extract(trained_dir, widths, out_dir, tracking)
-    from matta_core.steps.extract_step import extract_step
-
-    parsed = parse_widths(widths)
-    with tracking.step(f"extract-{widths_label(parsed)}") as run_id:
-        result = extract_step(trained_dir, parsed, out_dir, prepared_dir, data)
-        metrics = {"parity_max_abs_diff": float(result["parity_max_abs_diff"])}
-        if run_id is not None:
-            summary = json.loads((Path(trained_dir) / TRAIN_RESULT).read_text())
-            _log_step(run_id, {"widths": parsed, "name": result["name"]}, metrics)
-            _lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
-                     teacher_cache_key=summary.get("teacher_cache_key"), widths=parsed)
-            _log_model(out_dir, result["name"], _example_texts(prepared_dir, data))
-    return metrics
+    return family_for(task).extract(trained_dir, widths, out_dir, prepared_dir, data, tracking)
 
 
 def evaluate(
     model_dir: str, prepared_dir: str, out_dir: str, data: DataSection, measure_speed: bool, tracking: Tracking,
-    task: str = "classification", teacher_dir: str | None = None,
+    task: str = TASKS[0], teacher_dir: str | None = None,
 ) -> dict[str, float]:
     """Step 5: quality and serving cost of one standalone model on the test split.
 
     A causal-LM model is scored on the ids the Teacher read, so `teacher_dir` (the Teacher step's folder) is
     required for ``task: causal_lm``; the classifier reads its test rows from `prepared_dir`.
     """
-    if check_task(task) == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        if not teacher_dir:
-            raise ConfigError("evaluating a causal_lm model needs the Teacher step's folder (its test token ids and "
-                              "cloze examples): pass the teacher input (matta component evaluate --teacher DIR)")
-        return tracked_lm.evaluate(model_dir, teacher_dir, out_dir, measure_speed, tracking)
-    from matta_core.extraction import load_extracted
-    from matta_core.steps.evaluate_step import evaluate_step
-
-    _, config = load_extracted(model_dir)
-    name = str(config.metadata.get("name", widths_label(config.hidden_widths)))
-    with tracking.step(f"evaluate-{name}") as run_id:
-        record = evaluate_step(model_dir, prepared_dir, out_dir, data, measure_speed=measure_speed)
-        metrics = _numbers(record)
-        if run_id is not None:
-            _log_step(run_id, {"name": name, "arm": record["arm"], "measure_speed": measure_speed}, metrics)
-            _lineage(run_id, tracking, data_content_hash=config.metadata.get("data_content_hash"),
-                     teacher_cache_key=config.metadata.get("teacher_cache_key"), widths=list(config.hidden_widths))
-    return metrics
+    return family_for(task).evaluate(model_dir, prepared_dir, teacher_dir, out_dir, data, measure_speed, tracking)
 
 
 def report(
     evaluation_dirs: Sequence[str], teacher_dir: str | None, out_dir: str, tracking: Tracking,
-    task: str = "classification", *, prepared_dir: str | None = None, trained_dir: str | None = None,
+    task: str = TASKS[0], *, prepared_dir: str | None = None, trained_dir: str | None = None,
 ) -> dict[str, Any]:
     """Step 6: the report (table, Pareto front, chart); logged to the report run and to the parent run.
 
@@ -352,26 +171,19 @@ def report(
     LM: ``perplexity/<model>`` and ``cloze_accuracy/<model>``), so runs can be compared in MLflow's run table
     without opening their children.
     """
-    # One record for both tasks: only the report itself (columns, chart, which way is better) differs.
-    if check_task(task) == "causal_lm":
-        from matta_core.steps.lm.report import lm_report_step as report_step
-        notes: dict[str, Any] = {}
-    else:
-        from matta_core.steps.report_step import report_step
-        notes = {"prepared_dir": prepared_dir, "trained_dir": trained_dir}
-
+    family = family_for(task)
     evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
     with tracking.step("report") as run_id:
-        result = report_step(evaluations, teacher_dir, out_dir, **notes)
-        metrics = report_metrics(result)
+        result = family.report(evaluations, teacher_dir, out_dir, prepared_dir=prepared_dir, trained_dir=trained_dir)
+        metrics = family.report_metrics(result)
         if run_id is not None:
             from matta_core.tracking import log_figure, log_json, log_metrics, log_report
 
             out = Path(out_dir)
             teacher = result.get("teacher", {})
-            _log_step(run_id, {"models": len(result["models"])}, metrics)
-            _lineage(run_id, tracking, data_content_hash=_first(evaluations, "data_content_hash"),
-                     teacher_cache_key=teacher.get("cache_key"), teacher_fingerprint=teacher.get("fingerprint"))
+            log_step(run_id, {"models": len(result["models"])}, metrics)
+            lineage(run_id, tracking, data_content_hash=_first(evaluations, "data_content_hash"),
+                    teacher_cache_key=teacher.get("cache_key"), teacher_fingerprint=teacher.get("fingerprint"))
             for target in (run_id, tracking.parent_run_id):
                 log_report(out / REPORT_HTML, run_id=target)
                 log_figure(out / PARETO_PNG, run_id=target)
@@ -382,22 +194,14 @@ def report(
 
 
 def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
-    """``accuracy/<model>`` for every model in a report, plus the Teacher's when known (for a causal-LM report,
-    `tracked_lm.report_metrics`)."""
-    if report.get("task") == "causal_lm":
-        from matta_core.steps import tracked_lm
-
-        return tracked_lm.report_metrics(report)
-    metrics = {f"accuracy/{r['name']}": float(r["accuracy"]) for r in report["models"]}
-    teacher_accuracy = report.get("teacher", {}).get("test_accuracy")
-    if teacher_accuracy is not None:
-        metrics["accuracy/teacher"] = float(teacher_accuracy)
-    return metrics
+    """The per-model metrics of a report (``accuracy/<model>``, or for a causal LM ``perplexity/<model>`` and
+    ``cloze_accuracy/<model>``), by the family named in its ``task`` field (the classifier's reports have none)."""
+    return family_for(report.get("task", TASKS[0])).report_metrics(report)
 
 
 def write_report_views(report_dir: str, html_path: str, markdown_path: str) -> None:
     """Copy the report as single files a viewer renders alone (the KFP UI): HTML and Markdown, chart inlined."""
-    from matta_core.steps.report_step import markdown_with_inline_chart
+    from matta_core.artifacts.report_views import markdown_with_inline_chart
 
     for path, text in ((html_path, (Path(report_dir) / REPORT_HTML).read_text()),
                        (markdown_path, markdown_with_inline_chart(report_dir))):
@@ -408,7 +212,7 @@ def write_report_views(report_dir: str, html_path: str, markdown_path: str) -> N
 def release(
     evaluation_dirs: Sequence[str], model_dirs: Sequence[str], trained_dir: str, teacher_dir: str | None,
     prepared_dir: str, data: DataSection, section: ReleaseSection, out_dir: str, tracking: Tracking,
-    task: str = "classification",
+    task: str = TASKS[0],
 ) -> dict[str, float]:
     """Step 7: per size class, gate the best width, register it as ``@challenger`` if it passes, write the handoff.
 
@@ -426,20 +230,20 @@ def release(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    skipped = _release_skip_reason(section, tracking, check_task(task))
+    family = family_for(task)
+    skipped = _release_skip_reason(section, tracking, family.release_skip_reason)
     if skipped is not None:
         log.warning("release skipped: %s", skipped)
         (out / GATE_REPORT).write_text(f"# Release gate: skipped\n\n{skipped}\n")
         _write_json(out / RELEASE_SUMMARY, {"status": "skipped", "reason": skipped, "classes": {}})
         return {"skipped": 1.0, "size_classes": float(len(section.size_classes)), "passed": 0.0}
 
-    from matta_core.release.rows import EvalRows
     from matta_core.release.step import release_step
 
     evaluations = [json.loads((Path(d) / EVALUATION).read_text()) for d in evaluation_dirs]
     decisions = release_step(
         evaluations,
-        run_models={_model_name(d): d for d in model_dirs},
+        run_models={family.model_name(d): d for d in model_dirs},
         baseline_model_dir=_baseline_dir(trained_dir, section.baseline_arm),
         config=section,
         tracking_uri=tracking.tracking_uri or None,
@@ -448,7 +252,7 @@ def release(
                  "teacher_cache_key": _first(evaluations, "teacher_cache_key"),
                  "teacher_fingerprint": _teacher_info(teacher_dir).get("fingerprint"),
                  "code_version": tracking.code_version or None},
-        test_rows=EvalRows.from_prepared(prepared_dir, data),
+        test_rows=family.eval_rows(prepared_dir, data),
         out_dir=out,
         parent_run_id=tracking.parent_run_id,
     )
@@ -491,67 +295,11 @@ def publish_metrics(artifact: Any, metrics: Mapping[str, float]) -> None:
 # --- helpers --------------------------------------------------------------------------------------------
 
 
-def _log_step(run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    from matta_core.tracking import log_metrics, log_params_flat
-
-    log_params_flat(params, run_id=run_id)
-    log_metrics(metrics, run_id=run_id)
-
-
-def _lineage(
-    run_id: str,
-    tracking: Tracking,
-    *,
-    data_content_hash: str | None = None,
-    teacher_cache_key: str | None = None,
-    teacher_fingerprint: str | None = None,
-    widths: Sequence[int] | None = None,
-) -> None:
-    from matta_core.tracking import set_lineage_tags
-
-    set_lineage_tags(data_content_hash, teacher_cache_key, tracking.code_version or None,
-                     teacher_fingerprint=teacher_fingerprint, widths=None if widths is None else list(widths),
-                     run_id=run_id)
-
-
-def _log_model(model_dir: str, name: str, examples: Sequence[str]) -> str:
-    """Log the saved model as a pickle-free pyfunc into the active (step) run."""
-    from matta_core.tracking import log_standalone_model
-
-    return log_standalone_model(model_dir, name, input_example_texts=examples)
-
-
-def _model_name(model_dir: str) -> str:
-    """The width name a saved model's config records (what its evaluation record is called), without its weights."""
-    from matta_core.extraction import CONFIG_FILE, ExtractedConfig
-
-    path = Path(model_dir) / CONFIG_FILE
-    config = ExtractedConfig.from_dict(json.loads(path.read_text()), source=str(path))
-    return str(config.metadata.get("name", widths_label(config.hidden_widths)))
-
-
-def _example_texts(prepared_dir: str, data: DataSection) -> list[str]:
-    from matta_core.steps.inputs import load_inputs
-
-    return load_inputs(prepared_dir, data).splits["validation"].texts[:INPUT_EXAMPLE_ROWS]
-
-
-def _numbers(record: Mapping[str, Any]) -> dict[str, float]:
-    """The finite numeric fields of a record (booleans and unmeasured speed fields left out)."""
-    return {
-        key: float(value)
-        for key, value in record.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
-    }
-
-
-def _release_skip_reason(section: ReleaseSection, tracking: Tracking, task: str) -> str | None:
+def _release_skip_reason(section: ReleaseSection, tracking: Tracking, family_reason: str | None) -> str | None:
     if not section.enabled:
         return "release.enabled is false: no model was gated or registered."
-    if task == "causal_lm":
-        from matta_core.steps.tracked_lm import RELEASE_SKIP_REASON
-
-        return RELEASE_SKIP_REASON
+    if family_reason is not None:
+        return family_reason
     if not tracking.enabled:
         return ("tracking is off (no MLflow parent run), and the release registers models in the MLflow Model "
                 "Registry: no model was gated or registered. Run with tracking (`matta run` without --no-tracking; "

@@ -1,6 +1,6 @@
 """The Teacher interface: what every Teacher (pretrained encoder + head, causal LM, user model) offers.
 
-A Teacher turns texts into the outputs a Student is distilled from. The cache (`matta_core.teacher_cache`) keys
+A Teacher turns texts into the outputs a Student is distilled from. The cache (`matta_core.teachers.cache`) keys
 those outputs on `fingerprint()` and `output_spec`, so both must be cheap to compute without loading the model:
 a cache hit should never pay for a model load.
 """

@@ -131,7 +131,7 @@ class MiniLMTeacher(Teacher):
     def embed(self, texts: Sequence[str], *, data_hash: str | None = None, split: str = "train") -> np.ndarray:
         """float32 [n, 384] embeddings; through the embedding cache when it is configured and `data_hash` given."""
         if self.embedding_cache_root is not None and data_hash is not None:
-            from matta_core.teacher_cache import cached_predict  # the cache depends on teachers, not the reverse
+            from matta_core.teachers.cache import cached_predict  # the cache depends on teachers, not the reverse
 
             return cached_predict(
                 self.encoder, texts, data_hash=data_hash, split=split, cache_root=self.embedding_cache_root

@@ -3,7 +3,7 @@
 For models the pyfunc of `log_standalone_model` cannot serve (it maps text to class labels): a causal-LM decoder
 needs the Teacher's tokenizer to read text, so its folder (``model.safetensors`` + ``config.json``) is stored as
 is, listed in the experiment's Models tab with its widths and lineage, and loaded back with the family's own
-``load`` (e.g. `matta_core.models.decoder.StandaloneDecoder.load`) after
+``load`` (e.g. `matta_core.families.decoder.standalone.StandaloneDecoder.load`) after
 ``mlflow.artifacts.download_artifacts("models:/<model_id>")``.
 """
 

@@ -1,6 +1,6 @@
-"""Training: the joint MatTA trainer and its equal-budget baselines, with resumable, pickle-free checkpoints.
-
-Entry point: `train(model_config, data, config) -> (model, TrainResult)`.
+"""Training machinery every model family shares: the run config, batch order, determinism, optimizers, callbacks
+and resumable, pickle-free checkpoints. Each family's trainer (`matta_core.families.<family>.trainer`) supplies
+the model and the loss of one step.
 
 Names are imported on first use (`matta_core.lazy_exports`): the run config imports `matta_core.training.config`
 in every pipeline task, and that must not import the trainer (and torch) with it.
@@ -26,18 +26,14 @@ _EXPORTS = {
     "ARMS": "matta_core.training.config",
     "DEVICES": "matta_core.training.config",
     "TrainConfig": "matta_core.training.config",
-    "BatchOrder": "matta_core.training.data",
-    "TrainingBatch": "matta_core.training.data",
-    "TrainingData": "matta_core.training.data",
-    "TrainingDataError": "matta_core.training.data",
+    "BatchOrder": "matta_core.training.order",
     "DeviceError": "matta_core.training.determinism",
     "resolve_device": "matta_core.training.determinism",
     "make_optimizer": "matta_core.training.optim",
     "optimizer_names": "matta_core.training.optim",
     "register_optimizer": "matta_core.training.optim",
-    "TrainResult": "matta_core.training.trainer",
-    "evaluate": "matta_core.training.trainer",
-    "train": "matta_core.training.trainer",
+    "TrainResult": "matta_core.training.result",
+    "run_training": "matta_core.training.loop",
 }
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -53,10 +49,11 @@ if TYPE_CHECKING:
         load_checkpoint,
     )
     from matta_core.training.config import ARMS, DEVICES, TrainConfig
-    from matta_core.training.data import BatchOrder, TrainingBatch, TrainingData, TrainingDataError
     from matta_core.training.determinism import DeviceError, resolve_device
+    from matta_core.training.loop import run_training
     from matta_core.training.optim import make_optimizer, optimizer_names, register_optimizer
-    from matta_core.training.trainer import TrainResult, evaluate, train
+    from matta_core.training.order import BatchOrder
+    from matta_core.training.result import TrainResult
 
 __all__ = [
     "ARMS",
@@ -71,10 +68,6 @@ __all__ = [
     "ProgressBar",
     "TrainConfig",
     "TrainResult",
-    "TrainingBatch",
-    "TrainingData",
-    "TrainingDataError",
-    "evaluate",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -82,5 +75,5 @@ __all__ = [
     "optimizer_names",
     "register_optimizer",
     "resolve_device",
-    "train",
+    "run_training",
 ]

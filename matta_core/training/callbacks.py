@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from matta_core.models.classifier_config import ClassifierConfig
     from matta_core.training.config import TrainConfig
-    from matta_core.training.trainer import TrainResult
+    from matta_core.training.result import TrainResult
 
 
 class Callback:
     """No-op base class; subclass and override the hooks you need."""
 
-    def on_train_start(self, model_config: ClassifierConfig, config: TrainConfig, start_step: int) -> None:
-        """Before the first step; `start_step` > 0 when the run resumes from a checkpoint."""
+    def on_train_start(self, model_config: Any, config: TrainConfig, start_step: int) -> None:
+        """Before the first step; `start_step` > 0 when the run resumes from a checkpoint. `model_config` is the
+        model family's config (e.g. a `ClassifierConfig` or a `DecoderConfig`), as the family's trainer got it."""
 
     def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
         """After optimizer step `step` (1-based): the loss terms of that step, plus `lr` and any `val/*` metrics."""
@@ -59,7 +59,7 @@ class JsonlMetricsCallback(Callback):
         self.path = Path(path)
         self.every = every
 
-    def on_train_start(self, model_config: ClassifierConfig, config: TrainConfig, start_step: int) -> None:
+    def on_train_start(self, model_config: Any, config: TrainConfig, start_step: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             return
@@ -85,7 +85,7 @@ class ProgressBar(Callback):
         self._bar: Any = None
         self._window: list[float] = []
 
-    def on_train_start(self, model_config: ClassifierConfig, config: TrainConfig, start_step: int) -> None:
+    def on_train_start(self, model_config: Any, config: TrainConfig, start_step: int) -> None:
         self._bar = tqdm(total=self.total_steps, initial=start_step, unit="step", desc=f"train {config.arm}",
                          dynamic_ncols=True, **self.tqdm_kwargs)
 

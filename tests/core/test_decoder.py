@@ -9,18 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from matta_core.models.decoder import (
-    DecoderConfig,
-    HFExportError,
-    LayerWidth,
-    NestedDecoder,
-    StandaloneDecoder,
-    decoder_param_count,
-    export_hf_gpt2,
-    extract_decoder,
-    resolve_widths,
-    sample_decoder_widths,
-)
+from matta_core.families.decoder.config import DecoderConfig, LayerWidth
+from matta_core.families.decoder.extract import decoder_param_count, extract_decoder
+from matta_core.families.decoder.hf_export import HFExportError, export_hf_gpt2
+from matta_core.families.decoder.model import NestedDecoder
+from matta_core.families.decoder.standalone import StandaloneDecoder
+from matta_core.families.decoder.widths import resolve_widths, sample_decoder_widths
 from matta_core.nested import WidthError
 
 VOCAB, SEQ = 61, 12

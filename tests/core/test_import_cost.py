@@ -29,8 +29,8 @@ def test_a_task_start_and_its_config_sections_import_no_torch() -> None:
         import sys
         from matta_core.config import DataSection, ReleaseSection, TeacherSection, TrainSection
         from matta_core.steps import tracked
-        import matta_core.evaluation, matta_core.steps.evaluate_all, matta_core.steps.prepare_step
-        import matta_core.steps.report_step, matta_core.training
+        import matta_core.evaluation, matta_core.steps.evaluate_all, matta_core.families.classifier.prepare_step
+        import matta_core.families.classifier.report_step, matta_core.training
 
         tracked.start_task("", "", "")
         tracked.load_section(DataSection, '{"limit_train_rows": 100}', "data")
@@ -62,9 +62,10 @@ def test_a_release_task_that_skips_imports_neither_torch_nor_pandas(tmp_path: Pa
 def test_building_cutting_and_loading_models_does_not_import_torchs_compiler(tmp_path: Path) -> None:
     run_fresh(f"""
         import sys
-        from matta_core.extraction import extract, extracted_config, load_extracted, save_extracted
-        from matta_core.models import ClassifierConfig, NestedClassifier
-        from matta_core.models.nested_io import load_nested, save_nested
+        from matta_core.families.classifier.extract import extract, extracted_config, load_extracted, save_extracted
+        from matta_core.families.classifier.config import ClassifierConfig
+        from matta_core.families.classifier.model import NestedClassifier
+        from matta_core.families.classifier.model_io import load_nested, save_nested
 
         config = ClassifierConfig(num_classes=3, hidden_widths=(16,), student_widths=(8,), embed_dim=4,
                                   features={{"num_buckets": 64}})

@@ -15,12 +15,14 @@ import torch
 from torch import nn
 
 from matta_core.data.errors import DataValidationError
-from matta_core.lm.cloze import build_cloze_examples
-from matta_core.lm.cost import decoder_flops_per_token, llama_flops_per_token, serving_cost
-from matta_core.lm.evaluation import RESULT_KEYS, cloze_accuracy, evaluate_lm, perplexity
-from matta_core.lm.models import NestedAtWidths
-from matta_core.lm.text_data import load_text_corpus
-from matta_core.models.decoder import DecoderConfig, NestedDecoder, decoder_param_count, extract_decoder
+from matta_core.families.decoder.cloze import build_cloze_examples
+from matta_core.families.decoder.config import DecoderConfig
+from matta_core.families.decoder.cost import decoder_flops_per_token, llama_flops_per_token, serving_cost
+from matta_core.families.decoder.evaluate import RESULT_KEYS, cloze_accuracy, evaluate_lm, perplexity
+from matta_core.families.decoder.extract import decoder_param_count, extract_decoder
+from matta_core.families.decoder.model import NestedDecoder
+from matta_core.families.decoder.text_data import load_text_corpus
+from matta_core.families.decoder.wrappers import NestedAtWidths
 from tests.mirror import MIRROR_DIR
 
 
@@ -301,7 +303,7 @@ def test_teacher_row_on_a_tiny_hf_llama(tmp_path: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from matta_core.lm.teacher_eval import evaluate_teacher_lm, teacher_cloze_examples, teacher_ids
+    from matta_core.families.decoder.teacher_eval import evaluate_teacher_lm, teacher_cloze_examples, teacher_ids
     from matta_core.teachers import CausalLMTeacher
 
     texts = ["the cat sat on the mat", "a dog ran to the cat", "the dog sat"]

@@ -11,24 +11,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from matta_core.lm import (
+from matta_core.families.decoder.config import DecoderConfig
+from matta_core.families.decoder.data import LMBatch, LMDataError, LMTrainingData
+from matta_core.families.decoder.loss import (
     LM_LOSS_CONFIG,
-    LMBatch,
-    LMDataError,
-    LMOptimConfig,
-    LMTrainingData,
-    default_lm_train_config,
     dense_kd,
     lm_matta_loss,
     lm_supervised_loss,
     next_token_ce,
     sparse_topk_kd,
-    student_decoder_config,
-    train_lm,
 )
-from matta_core.lm.token_loss import SoftTarget, TeacherTopK, token_losses
-from matta_core.losses import LossConfig
-from matta_core.models.decoder import DecoderConfig, NestedDecoder
+from matta_core.families.decoder.model import NestedDecoder
+from matta_core.families.decoder.token_loss import SoftTarget, TeacherTopK, token_losses
+from matta_core.families.decoder.train_config import LMOptimConfig, default_lm_train_config
+from matta_core.families.decoder.trainer import student_decoder_config, train_lm
+from matta_core.loss_config import LossConfig
 from matta_core.training import Callback, CheckpointError, HistoryCallback, latest_checkpoint
 
 VOCAB, SEQ, K = 16, 12, 4

@@ -10,17 +10,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from matta_core.extraction import (
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.extract import (
     expected_param_count,
     extract,
     extracted_config,
     load_extracted,
     save_extracted,
 )
+from matta_core.families.classifier.model import NestedClassifier
+from matta_core.families.classifier.model_io import load_nested, save_nested
 from matta_core.features import HashedNgramFeaturizer, inverse_document_frequency
 from matta_core.features.batch import FeatureError
-from matta_core.models import ClassifierConfig, NestedClassifier
-from matta_core.models.nested_io import load_nested, save_nested
 from matta_core.nested import NestedLinear, WidthError, sample_widths
 
 TEXTS = [

@@ -19,7 +19,9 @@ import torch
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import murmurhash3_32 as sklearn_murmurhash3_32
 
-from matta_core import extraction, features, models
+from matta_core import features
+from matta_core.families.classifier import extract as extraction
+from matta_core.families.classifier import standalone
 from matta_core.serving import matta_text_classifier as servable
 from matta_core.tracking import text_predictor
 from tests.mirror import BANKING77_DIR
@@ -96,7 +98,7 @@ def test_servable_file_imports_only_public_packages() -> None:
 
 def test_matta_uses_the_servable_implementation() -> None:
     """One implementation: matta's names are the servable file's objects (or thin subclasses of them)."""
-    assert models.StandaloneClassifier is servable.StandaloneClassifier
+    assert standalone.StandaloneClassifier is servable.StandaloneClassifier
     assert extraction.ExtractedConfig is servable.ExtractedConfig
     assert features.FeaturizerConfig is servable.FeaturizerConfig
     assert issubclass(features.HashedNgramFeaturizer, servable.HashedNgramFeaturizer)

@@ -14,7 +14,7 @@ import pytest
 
 from matta_core.config import DataSection
 from matta_core.data import UnseenTestLabelsError, load_prepared
-from matta_core.steps.prepare_step import prepare_step
+from matta_core.families.classifier.prepare_step import prepare_step
 from tests.data.helpers import MIRROR, banking_rows, read_quarantine, write_csv
 
 TRAIN_LABELS = ("card_arrival", "exchange_rate", "lost_or_stolen_card")

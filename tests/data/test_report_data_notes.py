@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from matta_core.artifacts.layout import TRAIN_RESULT
 from matta_core.config import DataSection, ModelSection, TrainSection
+from matta_core.families.classifier.evaluate_step import evaluate_step
+from matta_core.families.classifier.extract_step import extract_step
+from matta_core.families.classifier.prepare_step import prepare_step
+from matta_core.families.classifier.train_step import train_step
 from matta_core.steps import tracked
-from matta_core.steps.evaluate_step import evaluate_step
-from matta_core.steps.extract_step import extract_step
-from matta_core.steps.layout import TRAIN_RESULT
-from matta_core.steps.prepare_step import prepare_step
-from matta_core.steps.train_step import train_step
 from tests.data.helpers import banking_rows, write_csv
 
 MODEL = ModelSection(hidden_widths=[32], student_widths=[8], embed_dim=8, num_buckets=2**10)

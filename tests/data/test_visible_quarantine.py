@@ -12,7 +12,7 @@ import pytest
 
 from matta_core.config import DataSection
 from matta_core.data import DataValidationError, load_prepared
-from matta_core.steps.prepare_step import prepare_step
+from matta_core.families.classifier.prepare_step import prepare_step
 from tests.data.helpers import banking_rows, read_quarantine, write_csv, write_jsonl
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from matta_core.families.classifier.model import NestedClassifier
 from matta_core.features import SparseFeatures
-from matta_core.models import NestedClassifier
 from tests.evaluation.tiny import make_tiny_nested
 
 

@@ -14,8 +14,8 @@ from matta_core.evaluation.cost import (
     measure_throughput,
     param_count,
 )
-from matta_core.evaluation.evaluate import model_inputs
-from matta_core.extraction import expected_param_count, extract
+from matta_core.families.classifier.evaluate import model_inputs
+from matta_core.families.classifier.extract import expected_param_count, extract
 from tests.evaluation.tiny import tiny_config
 
 

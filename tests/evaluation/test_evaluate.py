@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from matta_core.evaluation.evaluate import (
+from matta_core.evaluation.metrics import classification_report
+from matta_core.families.classifier.evaluate import (
     ModelEvaluation,
     evaluate_model,
     evaluate_widths,
@@ -15,8 +16,7 @@ from matta_core.evaluation.evaluate import (
     predict_logits,
     speed_rows,
 )
-from matta_core.evaluation.metrics import classification_report
-from matta_core.extraction import expected_param_count, extract
+from matta_core.families.classifier.extract import expected_param_count, extract
 from matta_core.nested import WidthError
 from tests.evaluation.tiny import make_tiny_nested
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from matta_core.evaluation.evaluate import evaluate_widths, mark_pareto
 from matta_core.evaluation.plots import pareto_chart
+from matta_core.families.classifier.evaluate import evaluate_widths, mark_pareto
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

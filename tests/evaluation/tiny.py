@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.model import NestedClassifier
 from matta_core.features import HashedNgramFeaturizer, SparseFeatures, inverse_document_frequency
-from matta_core.models import ClassifierConfig, NestedClassifier
 
 TEXTS = [
     "I still have not received my new card",

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matta_core.steps.layout import TEACHER_INFO
-from matta_core.teacher_cache import load_cached_outputs
+from matta_core.artifacts.layout import TEACHER_INFO
+from matta_core.teachers.cache import load_cached_outputs
 from tests.kfp.helpers import run_cli, small_config, write_config
 
 TRAIN = {"epochs": 1, "num_threads": 1, "lr": 1e-2, "baselines": ["ce_only"]}

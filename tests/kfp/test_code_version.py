@@ -29,7 +29,7 @@ def test_code_version_changes_when_a_source_file_changes(tmp_path: Path) -> None
     before = code_version(roots)
     assert before == code_version(roots)  # deterministic
     assert before.split("+")[1] == code_version().split("+")[1]  # the copy hashes like the tree it came from
-    for root, relative in [(0, "steps/evaluate_step.py"), (1, "train.py"), (2, "matta_pipeline.py")]:
+    for root, relative in [(0, "families/classifier/evaluate_step.py"), (1, "train.py"), (2, "matta_pipeline.py")]:
         path = roots[root] / relative
         original = path.read_text()
         path.write_text(original + "\n# a comment is a change too\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from matta_core.extraction import load_extracted
+from matta_core.families.classifier.extract import load_extracted
 from matta_core.tracking import pipeline_run, resolve_tracking_uri
 from tests.kfp.helpers import run_cli, small_config, write_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from matta_core.models.decoder import StandaloneDecoder
+from matta_core.families.decoder.standalone import StandaloneDecoder
 from tests.kfp.helpers import run_cli, small_lm_config, write_config
 
 

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from matta_core.config import PipelineConfig
-from matta_core.lm.evaluation import perplexity
-from matta_core.models.decoder import StandaloneDecoder, standalone
-from matta_core.steps.lm.teacher import load_token_outputs
+from matta_core.families.decoder import standalone
+from matta_core.families.decoder.evaluate import perplexity
+from matta_core.families.decoder.standalone import StandaloneDecoder
+from matta_core.families.decoder.teacher_step import load_token_outputs
 from matta_core.tracking import tags as T
 from pipelines.local_runner import run_pipeline
 from tests.kfp.helpers import small_lm_config

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from matta_core.cli import app
 from matta_core.config import PipelineConfig
-from matta_core.extraction import load_extracted
+from matta_core.families.classifier.extract import load_extracted
+from matta_core.families.classifier.inputs import load_inputs
 from matta_core.features import HashedNgramFeaturizer
 from matta_core.release import tags as RT
 from matta_core.release.handoff import validate_handoff
-from matta_core.steps.inputs import load_inputs
 from matta_core.tracking import tags as T
 from pipelines.code_version import code_version
 from pipelines.local_runner import PipelineRunResult, run_pipeline

@@ -22,11 +22,11 @@ from kfp import dsl, local
 from safetensors.torch import load_file
 
 from components import train_models
+from matta_core.artifacts.layout import NESTED_DIR, NESTED_WEIGHTS, TRAIN_RESULT
 from matta_core.config import DataSection, ModelSection, TeacherSection, TrainSection
-from matta_core.steps.layout import NESTED_DIR, NESTED_WEIGHTS, TRAIN_RESULT
-from matta_core.steps.prepare_step import prepare_step
-from matta_core.steps.teacher_step import teacher_step
-from matta_core.steps.train_step import train_step
+from matta_core.families.classifier.prepare_step import prepare_step
+from matta_core.families.classifier.teacher_step import teacher_step
+from matta_core.families.classifier.train_step import train_step
 from matta_core.training import list_checkpoints
 from tests.mirror import MIRROR_DIR
 from tests.teachers.helpers import tiny_classifier

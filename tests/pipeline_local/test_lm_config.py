@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from matta_core.config import ConfigError, DecoderSection, ModelSection, PipelineConfig, check_task
-from matta_core.lm.config import LM_BATCH_SIZE, LM_LR
+from matta_core.families.decoder.train_config import LM_BATCH_SIZE, LM_LR
 from matta_core.steps.tracked import load_model_section
 from matta_core.teachers.locate import ModelPathError, resolve_model_path
 from pipelines.matta_pipeline import pipeline_arguments

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from matta_core.artifacts.layout import CLOZE_TEST, TEACHER_INFO
 from matta_core.config import ConfigError, PipelineConfig
 from matta_core.data.errors import IncompletePreparedDataError
-from matta_core.lm.evaluation import perplexity
-from matta_core.lm.prepared import load_prepared_text
-from matta_core.models.decoder import StandaloneDecoder, load_nested_decoder
+from matta_core.families.decoder.evaluate import perplexity
+from matta_core.families.decoder.inputs import load_lm_inputs
+from matta_core.families.decoder.model_io import load_nested_decoder
+from matta_core.families.decoder.prepared import load_prepared_text
+from matta_core.families.decoder.standalone import StandaloneDecoder
+from matta_core.families.decoder.teacher_step import load_token_outputs, write_token_outputs
 from matta_core.steps import tracked
-from matta_core.steps.layout import CLOZE_TEST, TEACHER_INFO
-from matta_core.steps.lm.inputs import load_lm_inputs
-from matta_core.steps.lm.teacher import load_token_outputs, write_token_outputs
 
 VOCAB, LENGTH, K = 64, 12, 4
 OFF = tracked.Tracking()  # no MLflow: the steps alone

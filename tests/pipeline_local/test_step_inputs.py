@@ -13,8 +13,8 @@ import pytest
 
 from matta_core.config import DataSection
 from matta_core.data import IncompletePreparedDataError, prepare_dataset
-from matta_core.steps import inputs as inputs_module
-from matta_core.steps.inputs import load_inputs
+from matta_core.families.classifier import inputs as inputs_module
+from matta_core.families.classifier.inputs import load_inputs
 from tests.data.helpers import banking_rows, write_csv
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from matta_core.config import PipelineConfig
-from matta_core.extraction import load_extracted
+from matta_core.families.classifier.extract import load_extracted
+from matta_core.families.classifier.inputs import load_inputs
 from matta_core.features import HashedNgramFeaturizer
-from matta_core.steps.inputs import load_inputs
 from matta_core.workflow import run_local
 from tests.mirror import MIRROR_DIR
 

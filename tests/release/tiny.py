@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from matta_core.evaluation import evaluate_model
-from matta_core.extraction import extract, extracted_config, save_extracted
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.data import TrainingData
+from matta_core.families.classifier.evaluate import evaluate_model
+from matta_core.families.classifier.extract import extract, extracted_config, save_extracted
+from matta_core.families.classifier.trainer import train
 from matta_core.features import HashedNgramFeaturizer
-from matta_core.models import ClassifierConfig
 from matta_core.release.rows import EvalRows
 from matta_core.release.size_classes import SizeClass
-from matta_core.training import TrainConfig, TrainingData, train
+from matta_core.training import TrainConfig
 from tests.mirror import BANKING77_DIR
 
 LABELS = ("card_arrival", "exchange_rate", "pin_blocked", "top_up_failed")
@@ -64,7 +66,7 @@ def _training_data(featurizer: HashedNgramFeaturizer, with_teacher: bool) -> Tra
 
 
 def _evaluate(model_dir: Path, name: str, arm: str, rows: EvalRows) -> dict[str, Any]:
-    from matta_core.extraction import load_extracted
+    from matta_core.families.classifier.extract import load_extracted
 
     model, config = load_extracted(model_dir)
     features = HashedNgramFeaturizer(config.features).transform(list(rows.texts))

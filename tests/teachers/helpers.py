@@ -80,3 +80,11 @@ def banking77(split: str, *, limit: int | None = None, seed: int = 0) -> tuple[l
         pick = np.random.default_rng(seed).permutation(len(rows))[:limit]
         rows = [rows[i] for i in sorted(pick)]
     return [r["text"] for r in rows], np.array([ids[r["category"]] for r in rows], dtype=np.int64)
+
+
+def predict_in_batches(teacher: Teacher, texts: Sequence[str], rows: int) -> dict[str, np.ndarray]:
+    """`teacher`'s outputs computed `rows` texts at a time, as the cache computes one shard at a time: what its
+    shards must hold exactly. (A single predict over all texts may differ in the last bits: a matrix product's
+    kernel, and so its rounding, can depend on the batch size, as on this project's AMD EPYC CI machines.)"""
+    parts = [teacher.predict(texts[start:start + rows]) for start in range(0, len(texts), rows)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

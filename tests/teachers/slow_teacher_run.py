@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from matta_core.teacher_cache import cached_predict_with_report
 from matta_core.teachers import SafetensorsTeacher
+from matta_core.teachers.cache import cached_predict_with_report
 
 
 class SlowTeacher(SafetensorsTeacher):

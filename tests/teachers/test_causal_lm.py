@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matta_core.teacher_cache import cached_predict_with_report
 from matta_core.teachers import CausalLMTeacher, make_teacher
+from matta_core.teachers.cache import cached_predict_with_report
 from tests.teachers.helpers import WIKI_SENTS, CountingTeacher
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

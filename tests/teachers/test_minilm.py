@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matta_core.teacher_cache import cached_predict_with_report
 from matta_core.teachers import MiniLMEncoder, MiniLMTeacher
+from matta_core.teachers.cache import cached_predict_with_report
 from tests.teachers.helpers import CountingTeacher, banking77
 
 
@@ -85,8 +85,11 @@ def test_real_minilm_on_banking77_subset(tmp_path: Path, monkeypatch: pytest.Mon
         raise AssertionError("encoder called for rows fitted on")
 
     monkeypatch.setattr(teacher.encoder, "predict", no_encoding)
-    np.testing.assert_array_equal(
-        teacher.predict(train_texts[:20])["logits"][:, :3], teacher.predict(train_texts)["logits"][:20, :3]
+    # The same rows' logits from a 20-row and a 1,500-row product: equal up to the matrix kernel's rounding, which
+    # can depend on the batch size (AMD EPYC: ~1e-6); another row's logits would differ by whole units.
+    np.testing.assert_allclose(
+        teacher.predict(train_texts[:20])["logits"][:, :3], teacher.predict(train_texts)["logits"][:20, :3],
+        rtol=0, atol=1e-4,
     )
     monkeypatch.undo()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from matta_core import storage
-from matta_core.teacher_cache import MANIFEST_NAME, cached_predict_with_report, shard_name, teacher_cache_key
+from matta_core.teachers.cache import MANIFEST_NAME, cached_predict_with_report, shard_name, teacher_cache_key
 from tests.teachers.helpers import REPO, CountingTeacher, sample_texts, tiny_classifier
 
 N_ROWS, SHARD_ROWS, N_SHARDS = 80, 10, 8

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from matta_core import storage
-from matta_core.teacher_cache import (
+from matta_core.teachers import OutputSpec
+from matta_core.teachers.cache import (
     MANIFEST_NAME,
     CorruptShardError,
     cache_key,
@@ -19,8 +20,7 @@ from matta_core.teacher_cache import (
     load_cached_outputs,
     shard_name,
 )
-from matta_core.teachers import OutputSpec
-from tests.teachers.helpers import CountingTeacher, sample_texts, tiny_classifier
+from tests.teachers.helpers import CountingTeacher, predict_in_batches, sample_texts, tiny_classifier
 
 TEXTS = sample_texts(50)
 SHARD_ROWS = 16  # 50 rows -> 4 shards, the last one short
@@ -42,7 +42,8 @@ def test_rerun_is_a_pure_hit_without_teacher_calls(counting_teacher: CountingTea
     cold, cold_report = _run(counting_teacher, cache_root)
     assert (cold_report.hits, cold_report.misses, cold_report.recomputed) == (0, 4, 0)
     assert len(counting_teacher.calls) == 4
-    np.testing.assert_array_equal(cold["logits"], counting_teacher.inner.predict(TEXTS)["logits"])
+    expected = predict_in_batches(counting_teacher.inner, TEXTS, SHARD_ROWS)["logits"]
+    np.testing.assert_array_equal(cold["logits"], expected)
 
     fresh = CountingTeacher(tiny_classifier(seed=0))  # same weights, new object: identity is by content
     warm, warm_report = _run(fresh, cache_root)
@@ -63,7 +64,8 @@ def test_layout_manifest_and_reader(counting_teacher: CountingTeacher, cache_roo
         assert storage.sha256(storage.join(report.uri, s["file"])) == s["sha256"]
 
     outputs, read_manifest = load_cached_outputs(report.uri)
-    np.testing.assert_array_equal(outputs["logits"], counting_teacher.inner.predict(TEXTS)["logits"])
+    expected = predict_in_batches(counting_teacher.inner, TEXTS, SHARD_ROWS)["logits"]
+    np.testing.assert_array_equal(outputs["logits"], expected)
     assert read_manifest.created_at == manifest["created_at"]
 
 
@@ -77,7 +79,7 @@ def test_changed_shard_bytes_are_detected_reported_and_recomputed(  # type: igno
         load_cached_outputs(report.uri)  # a reader without the Teacher must refuse, not use it
 
     counting_teacher.calls.clear()
-    with caplog.at_level(logging.WARNING, logger="matta_core.teacher_cache"):
+    with caplog.at_level(logging.WARNING, logger="matta_core.teachers.cache"):
         outputs, again = _run(counting_teacher, cache_root)
     assert (again.hits, again.misses, again.recomputed) == (3, 0, 1)
     assert counting_teacher.calls == [TEXTS[32:48]]
@@ -104,7 +106,7 @@ def test_resume_without_manifest_computes_only_missing_and_bad_shards(
     _flip_byte(storage.join(report.uri, shard_name(3)), offset_from_end=1)
 
     counting_teacher.calls.clear()
-    with caplog.at_level(logging.WARNING, logger="matta_core.teacher_cache"):
+    with caplog.at_level(logging.WARNING, logger="matta_core.teachers.cache"):
         outputs, again = _run(counting_teacher, cache_root)
     assert (again.hits, again.misses, again.recomputed) == (2, 1, 1)
     assert counting_teacher.calls == [TEXTS[16:32], TEXTS[48:50]]

@@ -69,7 +69,7 @@ def test_every_must_be_positive() -> None:
 def test_with_the_real_trainer(sqlite_uri: str, experiment_name: str) -> None:
     """The trainer's own calls (positional and keyword) fit the callback."""
     pytest.importorskip("matta_core.training")
-    from matta_core.training import train
+    from matta_core.families.classifier.trainer import train
     from tests.training.train_tiny import tiny_data, tiny_model_config, tiny_train_config
 
     with pipeline_run(sqlite_uri, experiment_name, "train") as run:

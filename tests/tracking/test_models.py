@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from matta_core.extraction import load_extracted
+from matta_core.families.classifier.extract import load_extracted
 from matta_core.features import HashedNgramFeaturizer
 from matta_core.tracking import log_standalone_model, pipeline_run, step_run
 from matta_core.tracking.models import runtime_requirements

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from matta_core.extraction import extract, extracted_config, save_extracted
-from matta_core.models import ClassifierConfig, NestedClassifier
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.extract import extract, extracted_config, save_extracted
+from matta_core.families.classifier.model import NestedClassifier
 from matta_core.tracking import log_standalone_model
 from matta_core.tracking import models as tracking_models
 

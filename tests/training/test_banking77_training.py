@@ -21,10 +21,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from matta_core.extraction import expected_param_count, extract
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.data import TrainingData
+from matta_core.families.classifier.extract import expected_param_count, extract
+from matta_core.families.classifier.trainer import train
 from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer
-from matta_core.models import ClassifierConfig
-from matta_core.training import HistoryCallback, TrainConfig, TrainingData, train
+from matta_core.training import HistoryCallback, TrainConfig
 
 BANKING77 = Path("/work/shared/data/banking77")
 TRAIN_ROWS, TEST_ROWS = 3000, 1000

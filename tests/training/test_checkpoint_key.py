@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from matta_core.config import DataSection, ModelSection, TrainSection
-from matta_core.image_identity import IMAGE_INFO_ENV
-from matta_core.steps.checkpoint_key import (
+from matta_core.artifacts.checkpoint_key import (
     KEY_RECORD,
     checkpoint_key,
     checkpoint_key_inputs,
     checkpoint_root,
     run_checkpoint_dir,
 )
+from matta_core.config import DataSection, ModelSection, TrainSection
+from matta_core.image_identity import IMAGE_INFO_ENV
 
 MODEL = ModelSection(hidden_widths=[16], student_widths=[4], num_buckets=2**10, embed_dim=8)
 TRAIN = TrainSection(steps=10, checkpoint_every=5, checkpoint_dir="gs://bucket/checkpoints")

@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from matta_core import storage
-from matta_core.training import Callback, CheckpointError, TrainingData, train
+from matta_core.families.classifier.data import TrainingData
+from matta_core.families.classifier.trainer import train
+from matta_core.training import Callback, CheckpointError
 from matta_core.training.checkpoint_store import COMPLETE_MARKER, RemoteCheckpointStore, open_checkpoint_store
 from tests.gcs_emulator import GCSEmulator, gcs_emulator  # noqa: F401  (registers the session fixture)
 from tests.training.train_tiny import tiny_data, tiny_model_config, tiny_train_config

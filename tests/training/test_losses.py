@@ -11,9 +11,12 @@ import math
 import pytest
 import torch
 
+from matta_core.distillation import soft_kl, ta_distill_ramp
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.loss import matta_loss, supervised_loss
+from matta_core.families.classifier.model import NestedClassifier
 from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer
-from matta_core.losses import LossConfig, matta_loss, soft_kl, supervised_loss, ta_distill_ramp
-from matta_core.models import ClassifierConfig, NestedClassifier
+from matta_core.loss_config import LossConfig
 
 # 2 examples x 3 classes.
 STUDENT = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]

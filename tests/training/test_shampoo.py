@@ -10,15 +10,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from matta_core.training import (
-    Callback,
-    TrainConfig,
-    TrainingData,
-    latest_checkpoint,
-    load_checkpoint,
-    optimizer_names,
-    train,
-)
+from matta_core.families.classifier.data import TrainingData
+from matta_core.families.classifier.trainer import train
+from matta_core.training import Callback, TrainConfig, latest_checkpoint, load_checkpoint, optimizer_names
 from matta_core.training.checkpoint import flatten_optimizer_state
 from matta_core.training.optim import SplitOptimizer
 from matta_core.training.shampoo import Shampoo

@@ -15,28 +15,27 @@ import torch.utils.deterministic
 from safetensors import safe_open
 
 import matta_core.training.checkpoint as checkpoint_module
-from matta_core.extraction import expected_param_count
+from matta_core.families.classifier.data import TrainingData, TrainingDataError
+from matta_core.families.classifier.extract import expected_param_count
+from matta_core.families.classifier.trainer import train
 from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer, SparseFeatures
 from matta_core.nested import WidthError
 from matta_core.training import (
-    BatchOrder,
     Callback,
     CheckpointError,
     DeviceError,
     HistoryCallback,
     JsonlMetricsCallback,
     TrainConfig,
-    TrainingData,
-    TrainingDataError,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     make_optimizer,
     optimizer_names,
     register_optimizer,
-    train,
 )
 from matta_core.training.checkpoint import CHECKPOINT_FILES
+from matta_core.training.order import BatchOrder
 from tests.training.train_tiny import fake_teacher, tiny_data, tiny_model_config, tiny_texts, tiny_train_config
 
 

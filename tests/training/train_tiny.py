@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import save_file
 
+from matta_core.families.classifier.config import ClassifierConfig
+from matta_core.families.classifier.data import TrainingData
+from matta_core.families.classifier.trainer import train
 from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer
-from matta_core.models import ClassifierConfig
-from matta_core.training import Callback, TrainConfig, TrainingData, train
+from matta_core.training import Callback, TrainConfig
 
 BANKING77 = Path("/work/shared/data/banking77")
 NUM_BUCKETS = 2**10

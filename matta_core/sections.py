@@ -1,0 +1,92 @@
+"""The run config's sections that every model family reads: the Teacher, the loss weights and training.
+
+Importable without torch (every pipeline task reads its sections); `matta_core.config` composes them with the
+data section (`matta_core.data.section`) and the chosen family's model section into the run config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from matta_core.config_base import Section
+from matta_core.loss_config import LossConfig
+from matta_core.training.config import TrainConfig
+
+
+class TeacherSection(Section):
+    # A teacher spec for `matta_core.teachers.make_teacher`; the default is the frozen MiniLM with a fitted head.
+    spec: dict[str, Any] = Field(default_factory=lambda: {"kind": "minilm"})
+    # Rows per shard of a new Teacher cache entry: how outputs are stored, not what they are, so not in the cache
+    # key; an entry written with another size is read with its own layout (`matta_core.teachers.cache.key`).
+    shard_rows: int = Field(2048, gt=0)
+
+    @field_validator("spec")
+    @classmethod
+    def _has_kind(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        from matta_core.teachers.factory import SPEC_FIELDS
+
+        if spec.get("kind") not in SPEC_FIELDS:
+            raise ValueError(f"kind {spec.get('kind')!r} unknown; allowed: {sorted(SPEC_FIELDS)}")
+        return spec
+
+
+class LossSection(Section):
+    temperature: float = Field(LossConfig.temperature, gt=0.0)
+    teacher_weight: float = Field(LossConfig.teacher_weight, ge=0.0, le=1.0)
+    ta_distill_weight: float = Field(LossConfig.ta_distill_weight, ge=0.0)
+    ta_distill_warmup: float = Field(LossConfig.ta_distill_warmup, ge=0.0, le=1.0)
+    ta_weight: float = Field(LossConfig.ta_weight, ge=0.0)
+    student_weight: float = Field(LossConfig.student_weight, ge=0.0)
+    sampled_weight: float = Field(LossConfig.sampled_weight, ge=0.0)
+
+
+class TrainSection(Section):
+    epochs: float | None = Field(15.0, gt=0.0)
+    steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(TrainConfig.lr, gt=0.0)  # one source for the default and its why-comment
+    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: str = "adamw"
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    num_threads: int | None = Field(None, gt=0)
+    sandwich_k: int = Field(TrainConfig.sandwich_k, ge=0)
+    checkpoint_every: int = Field(0, ge=0)
+    # And after every this many seconds of training (0 = off): a killed run of any length loses at most about this
+    # much work, and runs shorter than it write only the final checkpoint.
+    checkpoint_every_seconds: float = Field(60.0, ge=0.0)
+    # Where checkpoints go (a path or gs:// URI), outside the train task's output artifact, so a retried or
+    # preempted task resumes from the newest one. None: inside the output (local runs).
+    checkpoint_dir: str | None = None
+    loss: LossSection = Field(default_factory=LossSection)
+    # Baselines trained in the same step at equal budget, so the report compares like with like.
+    baselines: list[Literal["kd", "ce_only"]] = Field(default_factory=lambda: ["kd", "ce_only"])
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainSection:
+        if self.steps is not None and self.epochs is not None:
+            object.__setattr__(self, "epochs", None)  # an explicit step budget wins over the default epochs
+        if self.steps is None and self.epochs is None:
+            raise ValueError("give a training budget: epochs or steps")
+        return self
+
+    def train_config(self, arm: str = "matta", progress: bool = True) -> TrainConfig:
+        return TrainConfig(
+            arm=arm,
+            steps=self.steps,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            seed=self.seed,
+            device=self.device,
+            num_threads=self.num_threads,
+            sandwich_k=self.sandwich_k,
+            checkpoint_every=self.checkpoint_every,
+            checkpoint_every_seconds=self.checkpoint_every_seconds,
+            loss=LossConfig(**self.loss.model_dump()),
+            progress=progress,
+        )
