@@ -16,6 +16,7 @@ keep their meaning, bucket for bucket. A test compares the two on real data.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -252,6 +253,13 @@ class ExtractedConfig:
     # Where it came from: the TA's widths, so a reader can tell a Student from a Mix'n'Match cut.
     ta_widths: tuple[int, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Probabilities are softmax(logits / temperature): fitted on the validation split at extraction (temperature
+    # scaling), so a served score means what it says. 1.0 for models saved before calibration existed.
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
 
     def with_metadata(self, **values: Any) -> ExtractedConfig:
         """A copy with `values` added to `metadata` (name, arm, lineage: whatever a reader needs to know)."""
@@ -288,6 +296,7 @@ class ExtractedConfig:
             "labels": list(self.labels),
             "ta_widths": list(self.ta_widths),
             "metadata": self.metadata,
+            "temperature": self.temperature,
         }
 
     @classmethod
@@ -308,6 +317,7 @@ class ExtractedConfig:
             labels=tuple(data.get("labels", ())),
             ta_widths=tuple(int(w) for w in data.get("ta_widths", ())),
             metadata=dict(data.get("metadata", {})),
+            temperature=float(data.get("temperature", 1.0)),
         )
 
 
@@ -362,11 +372,11 @@ class TextPredictor:
         self.columns = output_columns(self.config)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [n, num_classes] class logits."""
+        """float32 [n, num_classes] class logits (before temperature scaling)."""
         return self._scores(texts, softmax=False)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [n, num_classes] softmax probabilities."""
+        """float32 [n, num_classes] calibrated probabilities: softmax(logits / the config's temperature)."""
         return self._scores(texts, softmax=True)
 
     def _scores(self, texts: Sequence[str], softmax: bool) -> np.ndarray:
@@ -376,7 +386,9 @@ class TextPredictor:
             with torch.inference_mode():
                 scores = self.model(torch.from_numpy(indices), torch.from_numpy(indptr[:-1]),
                                     torch.from_numpy(counts))
-                parts.append((torch.softmax(scores, dim=-1) if softmax else scores).numpy())
+                if softmax:
+                    scores = torch.softmax(scores / self.config.temperature, dim=-1)
+                parts.append(scores.numpy())
         return np.concatenate(parts) if parts else np.zeros((0, self.config.num_classes), dtype=np.float32)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from matta_core.families.classifier.embedding_nesting import check_nested_embedding, nested_embed_dims
 from matta_core.features.hashing import FeaturizerConfig
 from matta_core.nested.widths import Widths, WidthSlot, validate_widths
 
@@ -28,6 +29,12 @@ class ClassifierConfig:
     dropout: float = 0.0
     activation: str = "relu"
     features: FeaturizerConfig = field(default_factory=FeaturizerConfig)
+    # Nest the embedding too (None: every width reads all `embed_dim` dims of an n-gram's row). The Student reads
+    # the first `student_embed_dim` dims and any other width the dims `embed_dim_for` gives it, so a narrow model
+    # ships a table of narrow rows. Text-only models (no dense columns, which sit after the embedding dims).
+    student_embed_dim: int | None = None
+    # The fewest embedding dims a sub-model reads when the embedding nests.
+    min_embed_dim: int = 8
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_widths", tuple(int(w) for w in self.hidden_widths))
@@ -48,6 +55,9 @@ class ClassifierConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation {self.activation!r} unknown; allowed: {sorted(ACTIVATIONS)}")
         validate_widths(self.width_slots(), self.student_widths)
+        if self.student_embed_dim is not None:
+            check_nested_embedding(self.embed_dim, self.student_embed_dim, self.min_embed_dim, self.hidden_widths[0],
+                                   self.student_widths[0], self.num_dense_features)
 
     @property
     def input_dim(self) -> int:
@@ -57,6 +67,16 @@ class ClassifierConfig:
     def ta_widths(self) -> Widths:
         return self.hidden_widths
 
+    def embed_dim_for(self, widths: Widths) -> int:
+        """The embedding dims (a prefix of every row) a sub-model at `widths` reads: all `embed_dim` unless the
+        embedding nests. Nested, they follow the first hidden layer's width `w`: log-linear between the Student
+        (`student_embed_dim` at its width) and the TA (`embed_dim` at its width), proportional to `w` below the
+        Student, and never under `min_embed_dim`."""
+        if self.student_embed_dim is None:
+            return self.embed_dim
+        return nested_embed_dims(widths[0], self.embed_dim, self.student_embed_dim, self.min_embed_dim,
+                                 self.hidden_widths[0], self.student_widths[0])
+
     def width_slots(self) -> list[WidthSlot]:
         """The nestable dimensions: one per hidden layer, named as in the module tree."""
         return [WidthSlot(f"blocks.{i}", w, self.min_width) for i, w in enumerate(self.hidden_widths)]
@@ -64,7 +84,9 @@ class ClassifierConfig:
     def sub_config(self, widths: Widths) -> ClassifierConfig:
         """The config of the standalone model that keeps `widths` (its TA and Student are that size)."""
         widths = validate_widths(self.width_slots(), widths)
-        return replace(self, hidden_widths=widths, student_widths=widths, min_width=min(self.min_width, *widths))
+        dims = self.embed_dim_for(widths)
+        return replace(self, hidden_widths=widths, student_widths=widths, min_width=min(self.min_width, *widths),
+                       embed_dim=dims, student_embed_dim=None, min_embed_dim=min(self.min_embed_dim, dims))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

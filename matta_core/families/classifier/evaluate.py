@@ -116,8 +116,12 @@ def evaluate_model(
     throughput_batch_size: int = THROUGHPUT_BATCH_SIZE,
     name: str = "model",
     seed: int = 0,
+    temperature: float = 1.0,
 ) -> ModelEvaluation:
     """Quality metrics, parameters, analytic FLOPs and (if `measure_speed`) batch-1 latency and batch-256 throughput.
+
+    The probability metrics (`nll`, `ece`) are those of the served probabilities, softmax(logits / `temperature`);
+    `nll_uncalibrated` and `ece_uncalibrated` are those of the raw logits, so a report shows what calibration did.
 
     Speed is timed on `speed_rows(len(features), ..., seed)`, the same examples for every model given the same
     features and seed. Threads are whatever the caller set with `torch.set_num_threads`.
@@ -127,7 +131,10 @@ def evaluate_model(
         raise ValueError("no examples to evaluate: the features are empty")
     if labels.shape != (len(features),):
         raise ValueError(f"labels have shape {labels.shape}, expected ({len(features)},): one label per example")
-    metrics = classification_report(predict_logits(model, features, batch_size), labels)
+    logits = predict_logits(model, features, batch_size)
+    metrics = classification_report(logits / temperature, labels)
+    raw = metrics if temperature == 1.0 else classification_report(logits, labels)
+    metrics.update(temperature=temperature, nll_uncalibrated=raw["nll"], ece_uncalibrated=raw["ece"])
     widths = tuple(cast(nn.Linear, block).out_features for block in model.blocks)
     # Active n-grams are the non-zero buckets of each example (duplicates were summed into counts).
     avg_active = float(features.indices.numel()) / len(features)

@@ -20,5 +20,6 @@ def evaluate_step(
     rows = load_inputs(prepared_dir, data).splits[split]
     features = HashedNgramFeaturizer(config.features).transform(rows.texts)
     name = str(config.metadata.get("name", "x".join(map(str, config.hidden_widths))))
-    evaluation = evaluate_model(model, features, rows.labels, name=name, measure_speed=measure_speed)
+    evaluation = evaluate_model(model, features, rows.labels, name=name, measure_speed=measure_speed,
+                                temperature=config.temperature)
     return write_evaluation(out_dir, evaluation.to_dict(), config.metadata, model_dir, split)

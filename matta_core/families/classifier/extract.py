@@ -40,7 +40,7 @@ def extracted_config(config: ClassifierConfig, widths: Widths, labels: tuple[str
     """The standalone config for `widths` of a nested model with `config`."""
     return ExtractedConfig(
         num_buckets=config.features.num_buckets,
-        embed_dim=config.embed_dim,
+        embed_dim=config.embed_dim_for(widths),
         hidden_widths=tuple(widths),
         num_classes=config.num_classes,
         num_dense_features=config.num_dense_features,
@@ -54,11 +54,12 @@ def extracted_config(config: ClassifierConfig, widths: Widths, labels: tuple[str
 def extract(model: NestedClassifier, widths: Widths) -> StandaloneClassifier:
     """A standalone copy of `model` at per-layer `widths` (validated; errors name the layer and allowed range)."""
     widths = model.check_widths(widths)
+    dims = model.config.embed_dim_for(widths)  # only the dims this width reads travel: the table shrinks with it
     state: dict[str, torch.Tensor] = {
-        "embedding.weight": model.embedding.weight.detach().clone(),
+        "embedding.weight": model.embedding.weight[:, :dims].detach().clone(memory_format=torch.contiguous_format),
         "idf": model.idf.detach().clone(),
     }
-    in_width = model.config.input_dim
+    in_width = dims + model.config.num_dense_features
     for i, (block, width) in enumerate(zip(model.blocks, widths, strict=True)):
         for name, tensor in block.sliced_state(in_width, width).items():
             state[f"blocks.{i}.{name}"] = tensor
@@ -72,8 +73,9 @@ def extract(model: NestedClassifier, widths: Widths) -> StandaloneClassifier:
 
 def expected_param_count(config: ClassifierConfig, widths: Widths) -> int:
     """Parameters a standalone model at `widths` must have (trainable ones; the IDF buffer is not counted)."""
-    total = config.features.num_buckets * config.embed_dim
-    in_width = config.input_dim
+    dims = config.embed_dim_for(widths)
+    total = config.features.num_buckets * dims
+    in_width = dims + config.num_dense_features
     for width in widths:
         total += in_width * width + width
         in_width = width

@@ -7,6 +7,7 @@ validation rows: an extraction bug must fail here, not in serving.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 
 from matta_core.artifacts.layout import NESTED_DIR, TRAIN_RESULT
 from matta_core.data.section import DataSection
+from matta_core.families.classifier.calibrate import validation_temperature
 from matta_core.families.classifier.evaluate import width_name
 from matta_core.families.classifier.extract import extract, extracted_config, save_extracted
 from matta_core.families.classifier.inputs import load_inputs
@@ -49,13 +51,16 @@ def extract_step(
             f"(tolerance {PARITY_TOLERANCE}) on {len(features)} validation rows"
         )
     name = width_name(nested, widths_t)
-    meta = extracted_config(nested.config, widths_t, tuple(summary["label_names"])).with_metadata(
+    temperature = validation_temperature(standalone, nested.config.features, rows.texts, rows.labels)
+    config = replace(extracted_config(nested.config, widths_t, tuple(summary["label_names"])), temperature=temperature)
+    meta = config.with_metadata(
         name=name,
         arm="matta",
         parity_max_abs_diff=max_diff,
         parity_rows=len(features),
         data_content_hash=summary["data_content_hash"],
         teacher_cache_key=summary.get("teacher_cache_key"),
+        calibration_rows=len(rows.texts),
     )
     save_extracted(standalone, meta, out_dir)
-    return {"name": name, "widths": list(widths_t), "parity_max_abs_diff": max_diff}
+    return {"name": name, "widths": list(widths_t), "parity_max_abs_diff": max_diff, "temperature": temperature}

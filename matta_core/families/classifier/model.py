@@ -58,7 +58,10 @@ class NestedClassifier(nn.Module):
         return pooled
 
     def head_forward(self, hidden: torch.Tensor, widths: Widths) -> torch.Tensor:
-        """Run the hidden blocks and the head at `widths` on an already embedded batch."""
+        """Run the hidden blocks and the head at `widths` on an already embedded batch (of the TA's embedding
+        dims: a width with a nested embedding reads their prefix, which equals the bag of its rows' prefixes)."""
+        if self.config.student_embed_dim is not None:
+            hidden = hidden[:, : self.config.embed_dim_for(widths)]
         for block, width in zip(self.blocks, widths, strict=True):
             hidden = self.activation(block(hidden, width))
             if self.config.dropout:

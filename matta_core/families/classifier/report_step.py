@@ -22,6 +22,8 @@ COLUMNS = [
     ("accuracy", "accuracy", "{:.2%}"),
     ("macro_f1", "macro-F1", "{:.4f}"),
     ("ece", "ECE", "{:.4f}"),
+    ("ece_uncalibrated", "ECE before calibration", "{:.4f}"),
+    ("temperature", "T", "{:.3f}"),
     ("latency_p50_ms", "p50 ms (batch 1)", "{:.3f}"),
     ("latency_p95_ms", "p95 ms (batch 1)", "{:.3f}"),
     ("throughput_examples_per_s", "examples/s (batch 256)", "{:,.0f}"),
@@ -77,7 +79,9 @@ def report_step(
         + notes_markdown(notes)
         + teacher_line
         + table
-        + "\n\n`*` = on the Pareto front of the MatTA widths (no other width is both cheaper and more accurate).\n\n"
+        + "\n\n`*` = on the Pareto front of the MatTA widths (no other width is both cheaper and more accurate). "
+        + "ECE (15 bins) is that of the served probabilities, softmax(logits / T), with each model's temperature T "
+        + "fitted on the validation split when it was written; before calibration, T = 1.\n\n"
         + f"![quality vs cost]({PARETO_PNG})\n"
     )
     (out / REPORT_MD).write_text(markdown)

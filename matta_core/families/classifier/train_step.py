@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from matta_core.artifacts.layout import (
 )
 from matta_core.artifacts.train_folder import train_every_arm
 from matta_core.data.section import DataSection
+from matta_core.families.classifier.calibrate import validation_temperature
 from matta_core.families.classifier.data import TrainingData
 from matta_core.families.classifier.extract import extract, extracted_config, save_extracted
 from matta_core.families.classifier.inputs import load_inputs
@@ -80,6 +82,9 @@ def train_step(
         meta = extracted_config(config.sub_config(config.student_widths), config.student_widths, inputs.label_names)
         name = f"{arm}-{'x'.join(str(w) for w in config.student_widths)}"
         lineage = {"data_content_hash": inputs.content_hash, "teacher_cache_key": teacher_key}
+        validation = inputs.splits["validation"]
+        temperature = validation_temperature(standalone, config.features, validation.texts, validation.labels)
+        meta = replace(meta, temperature=temperature).with_metadata(calibration_rows=len(validation.texts))
         save_extracted(standalone, meta.with_metadata(arm=arm, name=name, **lineage), folder)
 
     results, baseline_dirs = train_every_arm(["matta", *train_section.baselines], out, checkpoints, train_arm,
