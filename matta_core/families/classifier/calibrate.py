@@ -8,17 +8,12 @@ from typing import Any
 from matta_core.evaluation.calibration import fit_temperature
 from matta_core.families.classifier.evaluate import predict_logits
 from matta_core.families.classifier.standalone import StandaloneClassifier
-from matta_core.features import FeaturizerConfig, HashedNgramFeaturizer
+from matta_core.features import SparseFeatures
 
 
-def validation_temperature(
-    model: StandaloneClassifier, features: FeaturizerConfig, texts: list[str], labels: Any
-) -> float:
-    """The temperature that calibrates `model`'s probabilities on the labelled validation rows (`texts`, `labels`).
-
-    Without validation rows (a split too small to have any) the model keeps T = 1.
-    """
-    if not len(texts):
+def validation_temperature(model: StandaloneClassifier, features: SparseFeatures, labels: Any) -> float:
+    """The temperature that calibrates `model`'s probabilities on the labelled validation rows (`features`,
+    `labels`). Without validation rows (a split too small to have any) the model keeps T = 1."""
+    if not len(features):
         return 1.0
-    logits = predict_logits(model, HashedNgramFeaturizer(features).transform(texts))
-    return fit_temperature(logits, labels)
+    return fit_temperature(predict_logits(model, features), labels)

@@ -40,24 +40,26 @@ def extract_step(
     standalone = extract(nested, widths_t)
 
     rows = load_inputs(prepared_dir, data).splits["validation"]
-    features = HashedNgramFeaturizer(nested.config.features).transform(rows.texts[:PARITY_ROWS])
-    batch = features.batch(torch.arange(len(features)))
+    # Featurised once: the first PARITY_ROWS rows check parity, all of them calibrate.
+    features = HashedNgramFeaturizer(nested.config.features).transform(rows.texts)
+    parity_rows = min(PARITY_ROWS, len(features))
+    batch = features.batch(torch.arange(parity_rows))
     with torch.inference_mode():
         diff = (nested(batch, widths_t) - standalone(batch.ids, batch.offsets, batch.counts, batch.dense)).abs()
     max_diff = float(diff.max()) if diff.numel() else 0.0
     if not max_diff <= PARITY_TOLERANCE:
         raise ParityError(
             f"extracted model at widths {list(widths_t)} differs from the nested model by {max_diff:.3g} "
-            f"(tolerance {PARITY_TOLERANCE}) on {len(features)} validation rows"
+            f"(tolerance {PARITY_TOLERANCE}) on {parity_rows} validation rows"
         )
     name = width_name(nested, widths_t)
-    temperature = validation_temperature(standalone, nested.config.features, rows.texts, rows.labels)
+    temperature = validation_temperature(standalone, features, rows.labels)
     config = replace(extracted_config(nested.config, widths_t, tuple(summary["label_names"])), temperature=temperature)
     meta = config.with_metadata(
         name=name,
         arm="matta",
         parity_max_abs_diff=max_diff,
-        parity_rows=len(features),
+        parity_rows=parity_rows,
         data_content_hash=summary["data_content_hash"],
         teacher_cache_key=summary.get("teacher_cache_key"),
         calibration_rows=len(rows.texts),

@@ -29,6 +29,7 @@ from matta_core.tracking.step_records import (
 
 if TYPE_CHECKING:
     from matta_core.data.section import DataSection
+    from matta_core.families.classifier.extract import ExtractedConfig
     from matta_core.release.rows import EvalRows
     from matta_core.sections import TeacherSection, TrainSection
 
@@ -168,9 +169,8 @@ class ClassifierFamily:
                  measure_speed: bool, tracking: Tracking) -> dict[str, float]:
         """Step 5: accuracy, macro-F1, calibration and serving cost of one standalone model on the test split."""
         from matta_core.families.classifier.evaluate_step import evaluate_step
-        from matta_core.families.classifier.extract import load_extracted
 
-        _, config = load_extracted(model_dir)
+        config = _saved_config(model_dir)  # the config alone: evaluate_step loads the weights
         name = str(config.metadata.get("name", widths_label(config.hidden_widths)))
         with tracking.step(f"evaluate-{name}") as run_id:
             record = evaluate_step(model_dir, prepared_dir, out_dir, data, measure_speed=measure_speed)
@@ -201,10 +201,7 @@ class ClassifierFamily:
 
     def model_name(self, model_dir: str) -> str:
         """The width name a saved model's config records (what its evaluation record is called)."""
-        from matta_core.families.classifier.extract import CONFIG_FILE, ExtractedConfig
-
-        path = Path(model_dir) / CONFIG_FILE
-        config = ExtractedConfig.from_dict(json.loads(path.read_text()), source=str(path))
+        config = _saved_config(model_dir)
         return str(config.metadata.get("name", widths_label(config.hidden_widths)))
 
     def eval_rows(self, prepared_dir: str, data: DataSection) -> EvalRows:
@@ -218,6 +215,14 @@ class ClassifierFamily:
 
         return load_inputs(prepared_dir, data).splits["validation"].texts[:INPUT_EXAMPLE_ROWS]
 
+
+
+def _saved_config(model_dir: str) -> ExtractedConfig:
+    """A saved standalone model's config.json, without its weights."""
+    from matta_core.families.classifier.extract import CONFIG_FILE, ExtractedConfig
+
+    path = Path(model_dir) / CONFIG_FILE
+    return ExtractedConfig.from_dict(json.loads(path.read_text()), source=str(path))
 
 
 def _log_model(model_dir: str, name: str, examples: Sequence[str]) -> str:

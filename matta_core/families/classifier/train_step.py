@@ -77,13 +77,15 @@ def train_step(
         return train(config, training_data, train_section.train_config(arm, progress=progress), idf=idf,
                      checkpoint_dir=checkpoint_dir, callbacks=hooks)
 
+    validation_features = HashedNgramFeaturizer(config.features).transform(inputs.splits["validation"].texts)
+
     def save_baseline(arm: str, trained: Any, folder: Path) -> None:
         standalone = extract(trained, config.student_widths)
         meta = extracted_config(config.sub_config(config.student_widths), config.student_widths, inputs.label_names)
         name = f"{arm}-{'x'.join(str(w) for w in config.student_widths)}"
         lineage = {"data_content_hash": inputs.content_hash, "teacher_cache_key": teacher_key}
         validation = inputs.splits["validation"]
-        temperature = validation_temperature(standalone, config.features, validation.texts, validation.labels)
+        temperature = validation_temperature(standalone, validation_features, validation.labels)
         meta = replace(meta, temperature=temperature).with_metadata(calibration_rows=len(validation.texts))
         save_extracted(standalone, meta.with_metadata(arm=arm, name=name, **lineage), folder)
 
