@@ -62,6 +62,9 @@ class Regime:
     num_buckets: int = 2**18
     embed_dim: int = 128
     min_width: int = 8
+    # Nested embedding (`ClassifierConfig.student_embed_dim`): None = every width reads all `embed_dim` dims.
+    student_embed_dim: int | None = None
+    min_embed_dim: int = 8
     note: str = ""
 
 
@@ -230,9 +233,26 @@ def model_config(regime: Regime, student_width: int) -> Any:
 
     return ClassifierConfig(
         num_classes=NUM_CLASSES, hidden_widths=(regime.ta_width,), student_widths=(student_width,),
-        embed_dim=regime.embed_dim, min_width=regime.min_width,
-        features=FeaturizerConfig(num_buckets=regime.num_buckets),
+        embed_dim=regime.embed_dim, min_width=regime.min_width, student_embed_dim=regime.student_embed_dim,
+        min_embed_dim=regime.min_embed_dim, features=FeaturizerConfig(num_buckets=regime.num_buckets),
     )
+
+
+# Per kept row of a compact int8 table besides its int8 values: a float32 scale, an int32 bucket id, a float32 IDF.
+COMPACT_ROW_OVERHEAD_BYTES = 12
+
+
+def kept_rows(num_buckets: int) -> int:
+    """Rows a compact extraction keeps (`compact.trained_buckets`): the distinct buckets of the training split."""
+    key = ("kept_rows", num_buckets)
+    if key not in _WORKER["features"]:
+        _WORKER["features"][key] = int(np.unique(_features(num_buckets, "train").indices.numpy()).size)
+    return _WORKER["features"][key]
+
+
+def compact_table_bytes(rows: int, dims: int) -> int:
+    """Bytes of a width's int8 compact table (`compact(..., dtype="int8", keep_buckets=trained rows)`)."""
+    return rows * dims + rows * COMPACT_ROW_OVERHEAD_BYTES
 
 
 def train_config(job: Job) -> Any:
@@ -261,6 +281,7 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     tconfig = train_config(job)
     model, result = train(config, data, tconfig)
     avg_ngrams = float(features.indices.numel()) / len(features)
+    rows = kept_rows(regime.num_buckets)
     records = []
     for width in job.eval_widths:
         standalone = extract(model, (width,))
@@ -275,6 +296,9 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             "width": width, "student_width": job.student_width, "ta_width": regime.ta_width, "seed": job.seed,
             "params": first.params.total, "dense_params": first.params.dense,
             "embedding_params": first.params.embedding, "flops_per_example": first.flops_per_example,
+            # Size: the dims this width reads and ships, and its int8 compact table (trained rows only) in bytes.
+            "embed_dims": config.embed_dim_for((width,)), "kept_rows": rows,
+            "table_bytes_estimate": compact_table_bytes(rows, config.embed_dim_for((width,))),
         }
         for split, evaluation in scores.items():
             prefix = "val" if split == "validation" else split
@@ -295,16 +319,18 @@ def train_flops(job: Job, tconfig: Any, steps: int, avg_ngrams: float) -> float:
 
     MatTA embeds once per step and runs the head at the TA, the Student and `sandwich_k` sampled widths; a sampled
     width is log-uniform on [low, TA], whose mean is (TA - low) / ln(TA / low), and a head's FLOPs are linear in
-    its width, so the expectation is exact.
+    its width, so the expectation is exact. With a nested embedding a head reads the dims of its width; the sampled
+    heads are then counted at the dims of the mean sampled width (an approximation).
     """
     from matta_core.evaluation import analytic_flops_per_example
 
     regime = job.regime
     dim = regime.embed_dim
     bag = 2.0 * avg_ngrams * dim
+    config = model_config(regime, job.student_width)
 
     def head(width: float) -> float:
-        return 2.0 * dim * width + 2.0 * width * NUM_CLASSES
+        return 2.0 * config.embed_dim_for((max(1, round(width)),)) * width + 2.0 * width * NUM_CLASSES
 
     if tconfig.arm == "matta":
         low = tconfig.sample_low if isinstance(tconfig.sample_low, int) else regime.min_width

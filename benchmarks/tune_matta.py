@@ -14,6 +14,15 @@ baselines would make the comparison unfair, and the record shows whether it does
 
     .venv/bin/python benchmarks/tune_matta.py [--mirror-dir DIR] [--workers 2] [--out benchmarks/results]
 
+Round "embedding" (`--round embedding --append`): the nested embedding (`ClassifierConfig.student_embed_dim`),
+which makes a narrow width's table narrow. Candidates: no nesting (baseline), Student dims 32 and 48, a wider TA
+embedding (256 dims, Student 32), and Student 32 with min_embed_dim 16. The model is the library's (TA 1024,
+Student 64, the default training settings and budget); every width 32..1024 is extracted and scored on validation,
+and each record carries the dims the width reads and its int8 compact table size (trained rows only). Objective:
+the same mean over the benchmark widths (32..512), next to the Student's and the narrowest width's accuracy and
+bytes. `--seeds` (default 0) runs every candidate on each seed in turn, in the order of `EMBEDDING`; no run starts
+that would end after `--time-box-minutes` (the record lists what did not run).
+
 Writes `tune_matta.json`: every run's record, each candidate's score, and the chosen settings, one entry of
 `rounds` per search. `--append` adds a round to the file: after a round's winners became the library defaults, the
 next round starts from them (coordinate descent; candidates equal to the current defaults are skipped).
@@ -26,8 +35,11 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +81,22 @@ STAGE1: dict[str, tuple[dict[str, Any], int]] = {
 # Settings that are alternatives of one knob: at most one of each group goes into the combination.
 KNOBS = ("temperature", "alpha", "gamma", "warmup", "ta", "sandwich_k", "sample_low", "lr", "student_weight",
          "ta_weight")
+
+
+# Round "embedding": the library's Student (64) and its served widths plus the TA, so size goals can be read off.
+EMBED_STUDENT = 64
+EMBED_WIDTHS = (32, 64, 128, 256, 512, 1024)
+EMBED_REGIME = quality.Regime("tune_embedding", EMBED_WIDTHS, ("matta",),
+                              note="MiniLM Teacher, 2^18 hashed table, TA 1024, Student 64")
+# name -> Regime fields; run in this order, so a time box keeps the first ones: (a), (b), (d), (c), (e).
+EMBEDDING: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "student_embed_dim=32": {"student_embed_dim": 32},
+    "embed_dim=256,student_embed_dim=32": {"embed_dim": 256, "student_embed_dim": 32},
+    "student_embed_dim=48": {"student_embed_dim": 48},
+    "student_embed_dim=32,min_embed_dim=16": {"student_embed_dim": 32, "min_embed_dim": 16},
+}
+DENSE_BYTES_PER_PARAM = 4  # a compact extraction keeps the MLP and head in float32
 
 
 def is_default(overrides: dict[str, Any], ta_width: int) -> bool:
@@ -125,6 +153,107 @@ def baseline_check(splits: Any, args: argparse.Namespace, new_lr: float | None) 
     return out
 
 
+def run_timeboxed(jobs: Sequence[Any], splits: Any, workers: int, deadline: float
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run `jobs` in order like `quality.run_all`, but start none that would end after `deadline` (perf_counter
+    seconds; a run is assumed to take as long as the longest finished one). Returns the records and the run ids
+    that did not run."""
+    records: list[dict[str, Any]] = []
+    pending, running = deque(jobs), {}
+    longest, started = 0.0, time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=quality._init_worker,
+                             initargs=(splits,)) as pool:
+        while pending or running:
+            while pending and len(running) < workers and time.perf_counter() + longest <= deadline:
+                job = pending.popleft()
+                running[pool.submit(quality.run_job, job)] = (job, time.perf_counter())
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                job, began = running.pop(future)
+                longest = max(longest, time.perf_counter() - began)
+                batch = future.result()
+                records += batch
+                print(f"[{time.perf_counter() - started:7.1f} s] {job.run_id}: "
+                      + ", ".join(f"{r['width']}={r['val_accuracy']:.4f}/{r['embed_dims']}d" for r in batch),
+                      flush=True)
+    return records, [j.run_id for j in pending]
+
+
+def embedding_scores(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per candidate (means over its seeds): accuracy per width, the mean over the benchmark widths, the Student's
+    and the narrowest width's accuracy, and each width's dims and bytes (int8 table; with the float32 MLP + head)."""
+    out: dict[str, dict[str, Any]] = {}
+    narrowest, ta = min(EMBED_WIDTHS), max(EMBED_WIDTHS)
+    for name in dict.fromkeys(r["run_id"].split("/", 4)[4] for r in records):
+        runs = [r for r in records if r["run_id"].endswith(f"/{name}")]
+        seeds = sorted({r["seed"] for r in runs})
+        by_width = {w: [r for r in runs if r["width"] == w] for w in EMBED_WIDTHS}
+        acc = {w: float(np.mean([r["val_accuracy"] for r in rs])) for w, rs in by_width.items()}
+        per_seed = {s: float(np.mean([r["val_accuracy"] for r in runs if r["seed"] == s and r["width"] in WIDTHS]))
+                    for s in seeds}
+        table = {w: rs[0]["table_bytes_estimate"] for w, rs in by_width.items()}
+        total = {w: rs[0]["table_bytes_estimate"] + DENSE_BYTES_PER_PARAM * rs[0]["dense_params"]
+                 for w, rs in by_width.items()}
+        out[name] = {
+            "seeds": seeds, "val_accuracy_mean_over_widths": float(np.mean(list(per_seed.values()))),
+            "per_seed": per_seed, "per_width": acc,
+            "student_val_accuracy": acc[EMBED_STUDENT], "narrowest_val_accuracy": acc[narrowest],
+            "ta_val_accuracy": acc[ta],
+            "embed_dims": {w: rs[0]["embed_dims"] for w, rs in by_width.items()},
+            "table_bytes_estimate": table, "bytes_estimate_with_dense": total,
+            "student_table_bytes": table[EMBED_STUDENT], "narrowest_table_bytes": table[narrowest],
+            "narrowest_over_ta_table_bytes": table[narrowest] / table[ta],
+            "narrowest_over_ta_bytes_with_dense": total[narrowest] / total[ta],
+            "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs])),
+        }
+    return out
+
+
+def embedding_round(splits: Any, args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """The nested-embedding comparison (see the module doc), one seed after another, within the time box."""
+    jobs = [quality.Job(replace(EMBED_REGIME, **fields), "matta", EMBED_STUDENT, seed, args.epochs, {},
+                        ("validation",), name)
+            for seed in args.seeds for name, fields in EMBEDDING.items()]
+    records, not_run = run_timeboxed(jobs, splits, args.workers, started + 60.0 * args.time_box_minutes)
+    found = embedding_scores(records)
+    print(f"{'candidate':>38} | Student | narrowest | mean 32-512 | Student bytes | narrowest bytes | seeds")
+    for name, s in found.items():
+        print(f"{name:>38} | {s['student_val_accuracy']:.4f} | {s['narrowest_val_accuracy']:.4f} | "
+              f"{s['val_accuracy_mean_over_widths']:.4f} | {s['student_table_bytes']:,} | "
+              f"{s['narrowest_table_bytes']:,} | {s['seeds']}", flush=True)
+    return {
+        "benchmark": "tune_matta", "round": "embedding", "split": "validation",
+        "objective": "mean val accuracy over widths " + str(WIDTHS) + "; also the Student's (64) and the narrowest "
+                     "width's (32) accuracy and bytes",
+        "epochs": args.epochs, "machine": quality.machine(), "workers": args.workers, "seeds": list(args.seeds),
+        "student_width": EMBED_STUDENT, "widths": list(EMBED_WIDTHS), "time_box_minutes": args.time_box_minutes,
+        "defaults_at_search_time": {"train_config": quality.train_config(jobs[0]).to_dict(), "ta_width": 1024},
+        "candidates": {name: {**asdict(replace(EMBED_REGIME, **fields)), "widths": list(EMBED_WIDTHS)}
+                       for name, fields in EMBEDDING.items()},
+        "scores": found, "not_run": not_run, "runs": records,
+        "notes": [
+            "table_bytes_estimate: kept rows x (dims + 12) bytes, the int8 compact table of trained rows (int8 "
+            "values, float32 scale, int32 bucket id, float32 IDF per row); kept rows = distinct buckets of the "
+            "training split; bytes_estimate_with_dense adds 4 bytes per MLP + head parameter",
+            "accuracy is of the float32 extraction (as in every other round), not of the int8 compact model",
+        ],
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def write_round(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "tune_matta.json"
+    rounds = []
+    if args.append and path.is_file():
+        previous = json.loads(path.read_text())
+        rounds = previous.get("rounds", [previous])
+    document = {"benchmark": "tune_matta", "rounds": [*rounds, report]}
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=quality.DEFAULT_OUT)
@@ -137,6 +266,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--append", action="store_true",
                         help="add this search as a further round to an existing tune_matta.json (coordinate descent: "
                              "a round starts from the defaults the previous rounds chose)")
+    parser.add_argument("--round", choices=("defaults", "embedding"), default="defaults",
+                        help="defaults: the training-settings search (stages 1-3); embedding: the nested embedding")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="round embedding: seeds, run in turn")
+    parser.add_argument("--time-box-minutes", type=float, default=50.0,
+                        help="round embedding: start no run that would end later than this after the start")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -144,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     splits.teacher_logits = {"minilm": quality.minilm_logits(splits, hashes, args.cache_dir)}
     for table in (splits.texts, splits.labels, splits.teacher_logits["minilm"]):
         table.pop("test")  # from here on nothing can score the test split
+    if args.round == "embedding":
+        report = embedding_round(splits, args, started)
+        write_round(args, report)
+        print(f"{report['total_seconds']:.0f} s; not run: {report['not_run'] or 'none'}")
+        return report
 
     candidates = {name: spec for name, spec in STAGE1.items() if not is_default(*spec)}
     stage1_jobs = [j for name, (o, ta) in candidates.items() for j in jobs_for(name, o, ta, [0], args.epochs)]
@@ -183,14 +322,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "chosen": chosen, "baseline_lr_check": baselines, "runs": records,
         "total_seconds": time.perf_counter() - started,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "tune_matta.json"
-    rounds = []
-    if args.append and path.is_file():
-        previous = json.loads(path.read_text())
-        rounds = previous.get("rounds", [previous])
-    document = {"benchmark": "tune_matta", "rounds": [*rounds, report]}
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    write_round(args, report)
     for name, s in final.items():
         print(f"{name:>16}: {s['val_accuracy_mean_over_widths']:.4f}  {s['per_seed']}")
     print(f"chosen: {chosen} {combined if chosen == 'combined' else {}}; {report['total_seconds']:.0f} s")

@@ -13,6 +13,7 @@ def extract_width(
     widths: list,
     task: str,
     data_json: str,
+    extraction_json: str,
     code_version: str,
     tracking_uri: str,
     parent_run_id: str,
@@ -24,10 +25,11 @@ def extract_width(
 
     `widths`: per-layer widths (classifier), or one [ffn_width, n_heads] pair per block (``task: causal_lm``).
     """
-    from matta_core.config import DataSection
+    from matta_core.config import DataSection, ExtractionSection
     from matta_core.steps import tracked
 
     tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
+    extraction = tracked.load_section(ExtractionSection, extraction_json, "extraction")
     tracked.publish_metrics(metrics, tracked.extract(trained.path, widths, model.path, prepared.path, data, tracking,
-                                                      task))
+                                                      task, extraction))

@@ -17,6 +17,7 @@ def extract_and_evaluate(
     baseline_dirs: list,
     task: str,
     data_json: str,
+    extraction_json: str,
     measure_speed: bool,
     code_version: str,
     tracking_uri: str,
@@ -29,13 +30,14 @@ def extract_and_evaluate(
     """Write each width's standalone model (parity-checked) to a numbered sub-folder of `models`, and every
     model's evaluation.json (the widths', then the baselines' in `baseline_dirs` of `trained`) to one of
     `evaluations`. `widths`: one entry per model, as for ``extract_width``."""
-    from matta_core.config import DataSection
+    from matta_core.config import DataSection, ExtractionSection
     from matta_core.steps import tracked
     from matta_core.steps.evaluate_all import extract_and_evaluate_all
 
     tracking = tracked.start_task(tracking_uri, parent_run_id, code_version, experiment=experiment)
     data = tracked.load_section(DataSection, data_json, "data")
+    extraction = tracked.load_section(ExtractionSection, extraction_json, "extraction")
     step_metrics = extract_and_evaluate_all(
         trained.path, widths, baseline_dirs, prepared.path, teacher.path, data, measure_speed, models.path,
-        evaluations.path, tracking, task)
+        evaluations.path, tracking, task, extraction)
     tracked.publish_metrics(metrics, step_metrics)

@@ -33,10 +33,11 @@ from matta_core.families.classifier.section import ModelSection
 from matta_core.families.decoder.section import DecoderSection
 from matta_core.families.registry import FAMILIES, TASKS, AnyModelSection, family_for
 from matta_core.release.config import MODEL_PREFIX_PATTERN, ReleaseConfig
-from matta_core.sections import LossSection, TeacherSection, TrainSection
+from matta_core.sections import ExtractionSection, LossSection, TeacherSection, TrainSection
 
 __all__ = [
-    "MODEL_SECTIONS", "TASKS", "ConfigError", "DataSection", "DecoderSection", "LossSection", "ModelSection",
+    "MODEL_SECTIONS", "TASKS", "ConfigError", "DataSection", "DecoderSection", "ExtractionSection", "LossSection",
+    "ModelSection",
     "PipelineConfig", "ReleaseSection", "Task", "TeacherSection", "TrainSection", "check_task",
 ]
 
@@ -85,6 +86,8 @@ class PipelineConfig(_Section):
     # ([[1024], [64]]). causal_lm: one [ffn_width, n_heads] pair per block, or "ta", "student", or
     # {"ffn": int | list, "heads": int | list}; stored as explicit pairs.
     widths: list[Any] = Field(default_factory=lambda: [[1024], [512], [256], [128], [64], [32], [16]])
+    # How each extracted width stores its embedding table (classifier: int8, trained rows only; see the section).
+    extraction: ExtractionSection = Field(default_factory=ExtractionSection)
     output_dir: str = "outputs/matta-banking77"
     # `matta run` keeps the pipeline roots (``<output_dir>/kfp/<run>``) of the newest N runs into the output folder,
     # plus every one the step cache still points into, and deletes older ones; 0 keeps all. MLflow keeps what the
@@ -191,6 +194,15 @@ class PipelineConfig(_Section):
         if model is not None:
             _family_of(model).check_widths(model, widths)
         return widths
+
+    @field_validator("extraction")
+    @classmethod
+    def _extraction_fits_the_task(cls, extraction: ExtractionSection, info: ValidationInfo) -> ExtractionSection:
+        task = info.data.get("task")
+        if task is not None and extraction.model_fields_set and not family_for(task).reads_extraction_section:
+            raise ValueError(f"task {task!r} writes its extracted models as trained: remove the extraction "
+                             f"section (it sets {sorted(extraction.model_fields_set)})")
+        return extraction
 
     @field_validator("release")
     @classmethod

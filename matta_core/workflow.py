@@ -51,7 +51,8 @@ def run_local(config: PipelineConfig, progress: bool = True) -> LocalRun:
     model_dirs = []
     for widths in config.widths:
         model_dir = out / "models" / family.widths_label(widths)
-        timed("extract", family.extract, trained, widths, str(model_dir), prepared, config.data, off)
+        timed("extract", family.extract, trained, widths, str(model_dir), prepared, config.data, off,
+              config.extraction)
         model_dirs.append(model_dir)
     model_dirs += [Path(trained) / BASELINES_DIR / arm for arm in config.train.baselines]
     evaluations = []

@@ -14,7 +14,8 @@ as their defaults): ``task`` (``classification`` or ``causal_lm``: the model fam
 dispatches on it, so one DAG and one set of components serve both), ``name`` (the MLflow experiment), the config
 sections as JSON (``data_json``, ``teacher_json``, ``model_json``, ``train_json``, ``release_json``: the
 `PipelineConfig` sections, validated again by each step), ``widths`` (the widths to extract: per-layer ints, or one
-[ffn_width, n_heads] pair per block for ``causal_lm``), ``cache_dir``, ``measure_speed``, and the MLflow
+[ffn_width, n_heads] pair per block for ``causal_lm``), ``extraction_json`` (how extracted widths store their
+embedding table), ``cache_dir``, ``measure_speed``, and the MLflow
 ``tracking_uri`` + ``parent_run_id``.
 
 Tracking and caching. ``matta run`` opens the parent run, passes its id to ``start_run`` and puts its run's
@@ -80,6 +81,7 @@ def build_pipeline(
         train_json: str = d.train.model_dump_json(),
         release_json: str = d.release.model_dump_json(),
         widths: list = [list(w) for w in d.widths],  # noqa: B006  (a KFP parameter default, compiled into the YAML)
+        extraction_json: str = d.extraction.model_dump_json(),
         cache_dir: str = d.cache_dir,
         measure_speed: bool = d.measure_speed,
         tracking_uri: str = "",
@@ -101,14 +103,14 @@ def build_pipeline(
                    run_parent_id=start.outputs["parent_run_id"],
                    data_version=start.outputs["data_version"], data_json=data_json, teacher_json=teacher_json,
                    model_json=model_json, train_json=train_json, release_json=release_json, widths=widths,
-                   cache_dir=cache_dir, measure_speed=measure_speed)
+                   extraction_json=extraction_json, cache_dir=cache_dir, measure_speed=measure_speed)
 
     return matta_pipeline
 
 
 def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking_uri: Any, run_parent_id: Any,
            data_version: Any, data_json: Any, teacher_json: Any, model_json: Any, train_json: Any,
-           release_json: Any, widths: Any, cache_dir: Any, measure_speed: Any) -> None:
+           release_json: Any, widths: Any, extraction_json: Any, cache_dir: Any, measure_speed: Any) -> None:
     """The steps between the first and the exit task; `configured(task, step, display_name)` applies settings.
 
     `run_parent_id` is the parent run `start_run` opened (or was given), which only the release takes. The steps
@@ -132,7 +134,8 @@ def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking
     trained = train.outputs["trained"]
     evaluate = configured(extract_and_evaluate(
         trained=trained, prepared=prepared, teacher=teacher.outputs["teacher"], widths=widths,
-        baseline_dirs=train.outputs["Output"], data_json=data_json, measure_speed=measure_speed, **common,
+        baseline_dirs=train.outputs["Output"], data_json=data_json, extraction_json=extraction_json,
+        measure_speed=measure_speed, **common,
     ), "evaluate", "extract-evaluate")
     evaluations = evaluate.outputs["evaluations"]
 
@@ -166,6 +169,7 @@ def pipeline_arguments(config: PipelineConfig, *, tracking_uri: str = "", parent
         "train_json": config.train.model_dump_json(),
         "release_json": config.release.model_dump_json(),
         "widths": [list(w) for w in config.widths],
+        "extraction_json": config.extraction.model_dump_json(),
         "cache_dir": config.cache_dir,
         "measure_speed": config.measure_speed,
         "tracking_uri": tracking_uri,

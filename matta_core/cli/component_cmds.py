@@ -93,7 +93,8 @@ def extract(
     args = _common(config, set_, parent_run_id, tracking_uri)
     parsed = _parse_widths(widths, family_for(args["task"]))
     _call("extract", trained=_model(trained), prepared=_dataset(prepared), widths=parsed,
-          data_json=args["data_json"], model=_model(model), metrics=_metrics(metrics, model), **_shared(args))
+          data_json=args["data_json"], extraction_json=args["extraction_json"], model=_model(model),
+          metrics=_metrics(metrics, model), **_shared(args))
 
 
 @component_app.command()

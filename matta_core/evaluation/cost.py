@@ -43,11 +43,16 @@ class ParamCount:
 def param_count(module: nn.Module) -> ParamCount:
     """Count `module`'s trainable parameters, with `nn.Embedding`/`nn.EmbeddingBag` weights reported apart.
 
-    Buffers (such as the IDF vector) are not parameters and are not counted.
+    Buffers (such as the IDF vector) are not parameters and are not counted; a compact (served) embedding table's
+    stored values are, as embedding parameters.
     """
     embedding_ids: set[int] = set()
-    embedding = 0
+    embedding = compact = 0
     for sub in module.modules():
+        # A compact (served) table stores its rows as buffers, not trainable parameters: count its stored values.
+        stored = getattr(sub, "stored_values", None)
+        if callable(stored):
+            compact += int(stored())
         if isinstance(sub, nn.Embedding | nn.EmbeddingBag):
             for param in sub.parameters(recurse=False):
                 if param.requires_grad and id(param) not in embedding_ids:
@@ -55,7 +60,7 @@ def param_count(module: nn.Module) -> ParamCount:
                     embedding += param.numel()
     # module.parameters() de-duplicates shared (tied) tensors, so nothing is counted twice.
     total = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    return ParamCount(total=total, embedding=embedding, dense=total - embedding)
+    return ParamCount(total=total + compact, embedding=embedding + compact, dense=total - embedding)
 
 
 def analytic_flops_per_example(

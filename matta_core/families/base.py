@@ -20,7 +20,7 @@ from matta_core.config_base import Section
 if TYPE_CHECKING:
     from matta_core.data.section import DataSection
     from matta_core.release.rows import EvalRows
-    from matta_core.sections import TeacherSection, TrainSection
+    from matta_core.sections import ExtractionSection, TeacherSection, TrainSection
     from matta_core.tracking.step_records import Tracking
 
 
@@ -45,6 +45,8 @@ class ModelFamily(Protocol):
     evaluation_reads_teacher: bool
     #: Why the release step registers nothing for this family, or None when its models can be gated and released.
     release_skip_reason: str | None
+    #: Whether its extraction reads the run config's ``extraction`` section (else only the defaults are accepted).
+    reads_extraction_section: bool
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -89,8 +91,9 @@ class ModelFamily(Protocol):
         (relative to `out_dir`)."""
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
-                tracking: Tracking) -> dict[str, float]:
-        """Step 4: one standalone model cut out of the nested one, parity-checked."""
+                tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:
+        """Step 4: one standalone model cut out of the nested one, parity-checked, stored as `extraction` says
+        (None: the section's defaults)."""
 
     def evaluate(self, model_dir: str, prepared_dir: str, teacher_dir: str | None, out_dir: str, data: DataSection,
                  measure_speed: bool, tracking: Tracking) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 Validated like the rest of the run config (pydantic, unknown keys refused). The defaults fit Banking77 at the
 default model shape: every width shares the same hashed embedding table (2^18 x 128 = 33.5M parameters), so
-size classes bound the *dense* parameters (the MLP and head, where widths differ) rather than the total.
+size classes tell widths apart by their *dense* parameters (the MLP and head, where widths differ), and bound the
+bytes on disk only as a guard, until extraction stops shipping the whole table (see `_default_classes`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,30 @@ MODEL_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 def _default_classes() -> list[SizeClass]:
-    # Dense params of one hidden layer of width w at embed 128, 77 classes: 206 w + 77 (w=64: 13.3k; w=256: 52.8k).
-    return [SizeClass(name="xs", max_dense_params=15_000), SizeClass(name="s", max_dense_params=60_000),
-            SizeClass(name="m", max_dense_params=250_000)]
+    """Three products for a fleet of CPU serving pods, bounded by what serving pays for.
+
+    - ``xs``: a model small enough for a sidecar beside another service, or for many replicas per node: the
+      Student's width and below (dense params <= 15k: one hidden layer of width <= 64).
+    - ``s``: a standard CPU pod's model: widths up to 256 (dense params <= 60k).
+    - ``m``: the most accurate model a CPU pod still serves cheaply: widths up to the TA's 1024 (<= 250k).
+
+    Dense params of one hidden layer of width w at embed 128, 77 classes: 206 w + 77 (w=64: 13.3k; w=256: 52.8k;
+    w=1024: 211k).
+
+    Bytes on disk bound what a pod pulls, caches and (decoded) holds in memory. With compact extraction (the
+    ``extraction`` section's defaults: trained rows only, int8) a width of the default model is 5.3-6.1 MB on
+    Banking77; without it, 135 MB (33.5 M float32 table values) or 34 MB (int8, every row). The limits: xs 8 MB (a
+    sidecar's model, pulled in a second), s 16 MB, m 64 MB (still far below the whole float table, so a run that
+    turns compaction off finds no candidate rather than shipping 135 MB as a small model). A nested embedding
+    (``model.student_embed_dim``) shrinks the narrow widths' files further; the byte limits then tell them apart.
+
+    No latency or resident-memory limit by default: both are measured only with ``measure_speed`` on (a run
+    without it would find no candidate for any class), and their right values depend on the serving nodes' CPUs;
+    set ``max_latency_p95_ms`` / ``max_resident_bytes`` in a run config for a known fleet.
+    """
+    return [SizeClass(name="xs", max_dense_params=15_000, max_bytes_on_disk=8_000_000),
+            SizeClass(name="s", max_dense_params=60_000, max_bytes_on_disk=16_000_000),
+            SizeClass(name="m", max_dense_params=250_000, max_bytes_on_disk=64_000_000)]
 
 
 class ReleaseConfig(BaseModel):

@@ -3,7 +3,8 @@
 Checks (each a `CheckResult`, all recorded, the decision passes iff every one passes):
 
 - ``floor:<metric>``: absolute minimums on the candidate's evaluation record (``GateConfig.floors``).
-- ``budget``: the record fits the size class (params, dense params, FLOPs, latency p95).
+- ``budget``: the record fits the size class (params, dense params, FLOPs, latency p95, bytes on disk, resident
+  bytes); its evidence lists every budgeted key's measured value against its limit.
 - ``improvement``: paired bootstrap of the accuracy difference candidate - reference on the same test rows; passes
   iff the CI's lower bound is strictly greater than ``min_improvement``. With the default 0 the candidate must be
   better with 95 % confidence; a negative value (e.g. -0.01) is a non-inferiority margin, for a class where a
@@ -27,14 +28,15 @@ from matta_core.release import tags as RT
 from matta_core.release.bootstrap import PairedBootstrap, paired_bootstrap
 from matta_core.release.predict import correctness
 from matta_core.release.rows import EvalRows
-from matta_core.release.size_classes import SizeClass
+from matta_core.release.size_classes import BUDGET_KEYS, SizeClass
 from matta_core.storage.artifact_uri import artifact_uri
 
 REFERENCE_CHAMPION = "champion"
 REFERENCE_BASELINE = "baseline"
 #: Keys of the evaluation record kept in a decision (the rest is timing detail).
 RECORD_KEYS = ("name", "arm", "widths", "accuracy", "macro_f1", "top5_accuracy", "nll", "ece", "params",
-               "dense_params", "flops_per_example", "latency_p50_ms", "latency_p95_ms", "throughput_examples_per_s")
+               "dense_params", "flops_per_example", "latency_p50_ms", "latency_p95_ms", "throughput_examples_per_s",
+               "bytes_on_disk", "weight_bytes", "resident_bytes")
 
 
 class GateConfig(BaseModel):
@@ -105,6 +107,8 @@ class GateDecision:
     challenger_set: bool = False
     handoff_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The size class's limits (`SizeClass.budget()`), so a stored decision says what the candidate was held to.
+    budget: dict[str, int | float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -117,6 +121,7 @@ class GateDecision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "size_class": self.size_class,
+            "budget": dict(self.budget),
             "registered_model": self.registered_model,
             "pipeline_run_id": self.pipeline_run_id,
             "passed": self.passed,
@@ -178,11 +183,18 @@ def floor_checks(record: Mapping[str, Any], floors: Mapping[str, float]) -> list
 
 
 def budget_check(record: Mapping[str, Any], size_class: SizeClass) -> CheckResult:
-    problems = size_class.violations(record)
+    """Whether `record` fits `size_class`; the evidence has one entry per budgeted key, measured value against
+    limit, bytes in human units (``bytes_on_disk 1.8 MB <= max_bytes_on_disk 2 MB``). `value` holds the measured
+    values and `threshold` the limits, as JSON."""
+    lines = size_class.budget_lines(record)
     budget = json.dumps(size_class.budget(), sort_keys=True)
-    if problems:
-        return CheckResult("budget", False, "; ".join(problems), None, budget)
-    return CheckResult("budget", True, f"fits size class {size_class.name!r} {budget}", None, budget)
+    measured = json.dumps({key: record.get(key) for field, key in BUDGET_KEYS.items() if field in size_class.budget()},
+                          sort_keys=True)
+    evidence = "; ".join(line for _, line in lines)
+    if not all(ok for ok, _ in lines):
+        return CheckResult("budget", False, evidence, measured, budget)
+    return CheckResult("budget", True, f"fits size class {size_class.name!r}" + (f": {evidence}" if evidence else
+                       " (no limits)"), measured, budget)
 
 
 def improvement_check(comparison: PairedBootstrap, reference: Reference, min_improvement: float) -> CheckResult:
@@ -225,6 +237,7 @@ def gate_candidate(
         size_class=size_class.name, registered_model=registered_model, pipeline_run_id=pipeline_run_id,
         candidate=record_summary(record), candidate_model_dir=model_dir, reference=reference,
         comparison=comparison, checks=checks, test_rows=len(rows), test_rows_hash=rows.content_hash,
+        budget=size_class.budget(),
     )
 
 
@@ -235,4 +248,5 @@ def no_candidate_decision(size_class: SizeClass, registered_model: str, pipeline
         size_class=size_class.name, registered_model=registered_model, pipeline_run_id=pipeline_run_id,
         candidate=None, candidate_model_dir=None, reference=None, comparison=None,
         checks=[CheckResult("candidate", False, why)], test_rows=len(rows), test_rows_hash=rows.content_hash,
+        budget=size_class.budget(),
     )

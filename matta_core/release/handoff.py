@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from matta_core.release.gate import REFERENCE_CHAMPION, GateDecision
 from matta_core.release.sample_size import two_proportion_sample_size
 
-SCHEMA_VERSION = "1.1.0"  # 1.1: "registry", the aliases as the release left them
+SCHEMA_VERSION = "1.2.0"  # 1.1: "registry", the aliases as the release left them; 1.2: byte budgets
 # Shipped inside the package (pyproject package-data), so an installed wheel or image validates too.
 SCHEMA_PATH = Path(__file__).resolve().parent / "ab_handoff.schema.json"
 HANDOFF_JSON = "ab_handoff.json"

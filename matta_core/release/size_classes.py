@@ -5,10 +5,16 @@ A size class is a budget on the evaluation record of a width; the released candi
 (highest primary metric) that fits it. Each class is its own registered model, ``<prefix>-<class>`` (e.g.
 ``matta-banking77-s``), so its champion, challenger and history never mix with another class's.
 
+The budgets bound what serving pays for: bytes on disk (what a pod pulls and caches), resident memory (what its
+memory request must cover), batch-1 latency, FLOPs, and parameters (all, or the dense ones).
+
 Config (YAML), under ``release.size_classes``::
 
-    - {name: xs, max_dense_params: 20000, max_latency_p95_ms: 0.5}
-    - {name: s, max_params: 40000000, max_flops: 2.0e6}
+    - {name: xs, max_dense_params: 20000, max_latency_p95_ms: 0.5, max_bytes_on_disk: 2MB}
+    - {name: s, max_params: 40000000, max_flops: 2.0e6, max_resident_bytes: 1.5 GiB}
+
+Byte budgets take an int (bytes) or a number with a unit: kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of
+1024); they are stored as ints.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from matta_core.evaluation.memory import format_bytes, parse_bytes
 
 #: Lower-case letters and digits, starting with a letter: safe inside a registered model name and a tag key.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}$")
@@ -28,7 +36,13 @@ BUDGET_KEYS = {
     "max_dense_params": "dense_params",
     "max_latency_p95_ms": "latency_p95_ms",
     "max_flops": "flops_per_example",
+    "max_bytes_on_disk": "bytes_on_disk",
+    "max_resident_bytes": "resident_bytes",
 }
+#: Budget fields in bytes (ints, shown in human units).
+BYTE_BUDGETS = ("max_bytes_on_disk", "max_resident_bytes")
+#: Record keys measured only with `measure_speed` on (None otherwise).
+SPEED_KEYS = ("latency_p95_ms", "resident_bytes")
 #: Arms whose widths are release candidates; the baselines exist to be compared against, not to ship.
 CANDIDATE_ARMS = ("matta",)
 
@@ -47,6 +61,10 @@ class SizeClass(BaseModel):
     max_dense_params: int | None = Field(None, gt=0)
     max_latency_p95_ms: float | None = Field(None, gt=0.0)
     max_flops: float | None = Field(None, gt=0.0)
+    # The saved model folder's files (`bytes_on_disk`) and the resident memory loading it and predicting adds to a
+    # serving process (`resident_bytes`, measured with the speed): bytes, or a string such as "2MB", "1.5 GiB".
+    max_bytes_on_disk: int | None = Field(None, gt=0)
+    max_resident_bytes: int | None = Field(None, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -56,30 +74,46 @@ class SizeClass(BaseModel):
                              "letter (e.g. xs, s, m, l, xl): it becomes part of a registered model name")
         return name
 
-    def budget(self) -> dict[str, float]:
-        """The limits that are set, by field name (``{"max_params": 40000}``)."""
+    @field_validator(*BYTE_BUDGETS, mode="before")
+    @classmethod
+    def _bytes(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if value is None else parse_bytes(value, str(info.field_name))
+
+    def budget(self) -> dict[str, int | float]:
+        """The limits that are set, by field name (``{"max_params": 40000, "max_bytes_on_disk": 2000000}``)."""
         return {field: value for field in BUDGET_KEYS if (value := getattr(self, field)) is not None}
 
-    def violations(self, record: Mapping[str, Any]) -> list[str]:
-        """Why `record` does not fit this class; empty when it fits.
+    def budget_lines(self, record: Mapping[str, Any]) -> list[tuple[bool, str]]:
+        """Per budgeted key, whether `record` meets it and the evidence: ``(True, "bytes_on_disk 1.8 MB <=
+        max_bytes_on_disk 2 MB")``, ``(False, "dense_params 500 > max_dense_params 100")``.
 
-        A limit on a value the record lacks (latency when speed was not measured) is a violation: a budget that
-        cannot be checked is not met.
+        A limit on a value the record lacks (latency or resident memory when speed was not measured) is not met: a
+        budget that cannot be checked is not met.
         """
-        problems = []
+        lines = []
         for field, limit in self.budget().items():
             key = BUDGET_KEYS[field]
             value = record.get(key)
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                problems.append(f"{key} not measured (class {self.name!r} has {field}={limit:g}; "
-                                "evaluate with measure_speed on)" if key.startswith("latency") else
-                                f"{key} missing from the evaluation record (class {self.name!r} has {field})")
-            elif float(value) > float(limit):
-                problems.append(f"{key} {float(value):g} > {field} {limit:g}")
-        return problems
+                lines.append((False, f"{key} not measured (class {self.name!r} has {field}={_show(field, limit)}; "
+                                     "evaluate with measure_speed on)" if key in SPEED_KEYS else
+                                     f"{key} missing from the evaluation record (class {self.name!r} has {field})"))
+            else:
+                ok = float(value) <= float(limit)
+                lines.append((ok, f"{key} {_show(field, value)} {'<=' if ok else '>'} {field} {_show(field, limit)}"))
+        return lines
+
+    def violations(self, record: Mapping[str, Any]) -> list[str]:
+        """Why `record` does not fit this class (the unmet `budget_lines`); empty when it fits."""
+        return [line for ok, line in self.budget_lines(record) if not ok]
 
     def fits(self, record: Mapping[str, Any]) -> bool:
         return not self.violations(record)
+
+
+def _show(field: str, value: float) -> str:
+    """A budget value or a measured one: human units for bytes, ``:g`` for the rest (as before byte budgets)."""
+    return format_bytes(value) if field in BYTE_BUDGETS else f"{float(value):g}"
 
 
 def registered_model_name(prefix: str, size_class: SizeClass | str) -> str:
@@ -130,6 +164,12 @@ def explain_no_fit(evaluations: Sequence[Mapping[str, Any]], size_class: SizeCla
     """One line per width saying why it does not fit `size_class`."""
     if not evaluations:
         return f"size class {size_class.name!r}: no candidate evaluations (arms {list(CANDIDATE_ARMS)}) were given"
-    lines = [f"no width fits size class {size_class.name!r} {size_class.budget()}:"]
+    lines = [f"no width fits size class {size_class.name!r} ({describe_budget(size_class.budget())}):"]
     lines += [f"  {r.get('name')}: {'; '.join(size_class.violations(r)) or 'fits'}" for r in evaluations]
     return "\n".join(lines)
+
+
+def describe_budget(budget: Mapping[str, float]) -> str:
+    """A `SizeClass.budget()` in words, bytes in human units: ``"max_dense_params 15000, max_bytes_on_disk 160 MB"``
+    (``"no limits"`` for an empty one)."""
+    return ", ".join(f"{field} {_show(field, limit)}" for field, limit in budget.items()) or "no limits"

@@ -4,7 +4,10 @@ One function for the pipeline component to wrap (`release_step`). Per class:
 
 1. pick the best width that fits the class budget (`candidate_for_class`);
 2. score it and the reference (the class's ``@champion``, or the run's Student-alone baseline when the class has
-   none) on the same test rows; floors, budget and the paired-bootstrap improvement decide (`gate_candidate`);
+   none) on the same test rows; floors, budget and the paired-bootstrap improvement decide (`gate_candidate`). A
+   run whose nested model was warm-started from ``models:/<name>@<alias>`` of the class's registered model
+   (``model.init_from``) is compared with the version that alias named when training started, even if
+   ``@champion`` has moved since (the decision notes it);
 3. log every passing candidate as a pickle-free pyfunc and load it where only its logged requirements are
    importable, matta is not, and pickle is refused (`check_loadable`): a model that cannot be served does not pass;
 4. register a version with lineage tags (idempotent per pipeline run id) and propose it as ``@challenger``;
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from matta_core.release import tags as RT
 from matta_core.release.config import ReleaseConfig
@@ -39,6 +43,7 @@ from matta_core.release.gate import (
 from matta_core.release.handoff import build_handoff, write_handoff
 from matta_core.release.lineage import Lineage, version_tags
 from matta_core.release.load_check import check_loadable
+from matta_core.release.lock import NOT_FOUND
 from matta_core.release.predict import labels_from_dir, labels_from_registry
 from matta_core.release.registry import (
     ALIAS_CHALLENGER,
@@ -60,6 +65,7 @@ from matta_core.release.size_classes import (
     registered_model_name,
 )
 from matta_core.tracking import log_json, log_report, log_standalone_model, pipeline_run, set_tags, step_run
+from matta_core.tracking import tags as T
 from matta_core.tracking.uri import check_tracking_uri, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,9 @@ EVALUATION_FILE = "evaluation.json"
 DECISIONS_FILE = "gate_decisions.json"
 REPORT_FILE = "gate_report.md"
 STEP_NAME = "release"
+#: The train step's record of a warm start: ``init_from`` in its train_result.json, ``init_from.*`` params of its run.
+TRAIN_STEP_NAME = "train"
+INIT_FROM_PARAMS = "init_from."
 
 
 def load_evaluations(source: str | Path | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -99,18 +108,72 @@ class _Predictions:
 
 
 def _reference(client: MlflowClient, name: str, pipeline_run_id: str, baseline_dir: str | None,
-               baseline_arm: str) -> Reference:
-    """The class's champion (pinned version), or the baseline when there is none (or it is this run's own)."""
+               baseline_arm: str, init_from: Mapping[str, Any] | None = None) -> tuple[Reference, list[str]]:
+    """The class's champion (pinned version), or the baseline when there is none (or it is this run's own); and
+    notes for the decision.
+
+    When training started from an alias of this class's registered model (`init_from`, the train step's record),
+    the reference is the version that alias named then: the gate measures what this run added to the model it
+    started from, whatever the alias names now.
+    """
     champion = get_aliases(client, name).get(ALIAS_CHAMPION)
+    notes: list[str] = []
+    started = _started_from(init_from, name)
+    if started is not None:
+        version, uri = started
+        try:
+            start_run = client.get_model_version(name, version).tags.get(RT.PIPELINE_RUN_ID)
+        except MlflowException as exc:
+            if exc.error_code not in (NOT_FOUND, "INVALID_PARAMETER_VALUE"):
+                raise
+            notes.append(f"training started from {uri} (v{version}), which {name} no longer holds: compared with "
+                         "its current @champion instead")
+        else:
+            if start_run != pipeline_run_id:
+                notes.append(f"compared with v{version}, the version training started from ({uri})")
+                if champion != version:
+                    notes.append(f"@champion has moved since training started from v{version}: it is now "
+                                 + (f"v{champion}" if champion is not None else "unset"))
+                return Reference(REFERENCE_CHAMPION, name, version_uri(name, version), version), notes
     if champion is not None:
         champion_run = client.get_model_version(name, champion).tags.get(RT.PIPELINE_RUN_ID)
         if champion_run != pipeline_run_id:
-            return Reference(REFERENCE_CHAMPION, name, version_uri(name, champion), champion)
+            return Reference(REFERENCE_CHAMPION, name, version_uri(name, champion), champion), notes
         # A retry after this run's own version was promoted: comparing it with itself would reject it.
     if baseline_dir is None:
         raise ValueError(f"{name!r} has no @champion and no baseline model folder was given: pass the "
                          f"{baseline_arm!r} model of this run as baseline_model_dir")
-    return Reference(REFERENCE_BASELINE, baseline_arm, model_dir=str(baseline_dir))
+    return Reference(REFERENCE_BASELINE, baseline_arm, model_dir=str(baseline_dir)), notes
+
+
+def _started_from(init_from: Mapping[str, Any] | None, name: str) -> tuple[str, str] | None:
+    """(version, URI) when training started from an alias of registered model `name`, else None."""
+    if not init_from or init_from.get("registered_model") != name:
+        return None
+    if not init_from.get("alias") or not init_from.get("version"):
+        return None  # a version named by number, or a folder: the class keeps its @champion as reference
+    return str(init_from["version"]), str(init_from.get("uri") or f"models:/{name}@{init_from['alias']}")
+
+
+def train_init_from(client: MlflowClient, parent_run_id: str) -> dict[str, str] | None:
+    """The warm start the train step of pipeline run `parent_run_id` recorded (its run's ``init_from.*`` params,
+    the same fields as ``init_from`` in its train_result.json), or None when it started from random weights.
+
+    The newest finished ``train`` child of the parent is the one whose model the pipeline went on with (a retried
+    task leaves a failed one beside it).
+    """
+    if "'" in parent_run_id:
+        return None  # not an MLflow run id; it could not be quoted in the filter
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                                                          f"tags.`{T.STEP}` = '{TRAIN_STEP_NAME}'",
+                              order_by=["attribute.start_time DESC"])
+    finished = [run for run in runs if run.info.status == "FINISHED"] or list(runs)
+    if not finished:
+        return None
+    found = {key[len(INIT_FROM_PARAMS):]: value for key, value in finished[0].data.params.items()
+             if key.startswith(INIT_FROM_PARAMS)}
+    return found or None
 
 
 def _reference_metrics(client: MlflowClient, reference: Reference, records: Sequence[Mapping[str, Any]],
@@ -154,6 +217,7 @@ def release_step(
     test_rows: EvalRows,
     out_dir: str | Path,
     parent_run_id: str | None = None,
+    init_from: Mapping[str, Any] | None = None,
 ) -> list[GateDecision]:
     """Gate, register and hand off the best width of every size class; return one decision per class.
 
@@ -162,7 +226,9 @@ def release_step(
     ``model_dir``); `baseline_model_dir`: the run's ``ce_only`` model, the reference of classes without a champion;
     `test_rows`: the labelled rows (a family's `eval_rows` reads them from a prepared folder); `pipeline_run_id`: the
     idempotency key of registration (a retry of the same run registers nothing new); `parent_run_id`: the MLflow
-    run of the pipeline, if any. Files go to `out_dir`.
+    run of the pipeline, if any. `init_from`: the train step's warm-start record (``init_from`` of its
+    train_result.json); default: the ``init_from.*`` params of the pipeline's ``train`` run under `parent_run_id`
+    (`train_init_from`). Files go to `out_dir`.
     """
     check_pipeline_run_id(pipeline_run_id)
     cfg = ReleaseConfig.parse(config)
@@ -176,9 +242,11 @@ def release_step(
     predictions = _Predictions(test_rows, uri)
 
     with _release_run(uri, cfg, pipeline_run_id, parent_run_id, origin) as run_id:
+        if init_from is None and parent_run_id:
+            init_from = train_init_from(client, parent_run_id)
         decisions = [
             _gate_class(client, cfg, size_class, records, run_models, baseline_model_dir, test_rows, predictions,
-                        pipeline_run_id)
+                        pipeline_run_id, init_from)
             for size_class in cfg.size_classes
         ]
         _check_loadability(client, cfg, decisions, test_rows, predictions, uri)
@@ -197,7 +265,7 @@ def release_step(
 
 def _gate_class(client: MlflowClient, cfg: ReleaseConfig, size_class: SizeClass, records: Sequence[dict[str, Any]],
                 run_models: Mapping[str, str], baseline_dir: str | None, rows: EvalRows, predictions: _Predictions,
-                pipeline_run_id: str) -> GateDecision:
+                pipeline_run_id: str, init_from: Mapping[str, Any] | None = None) -> GateDecision:
     name = registered_model_name(cfg.registry_prefix(), size_class)
     record = candidate_for_class(records, size_class, cfg.primary_metric)
     if record is None:
@@ -208,7 +276,8 @@ def _gate_class(client: MlflowClient, cfg: ReleaseConfig, size_class: SizeClass,
         raise ValueError(f"no model folder for width {record['name']!r}: add it to run_models (known: "
                          f"{sorted(run_models)}) or keep model_dir in its evaluation record")
     ensure_registered_model(client, name, size_class)
-    reference = _reference(client, name, pipeline_run_id, baseline_dir, cfg.baseline_arm)
+    reference, reference_notes = _reference(client, name, pipeline_run_id, baseline_dir, cfg.baseline_arm,
+                                            init_from)
     reference_labels = (predictions.of_uri(reference.model_uri) if reference.model_uri
                         else predictions.of_dir(str(reference.model_dir)))
     decision = gate_candidate(
@@ -216,6 +285,7 @@ def _gate_class(client: MlflowClient, cfg: ReleaseConfig, size_class: SizeClass,
         model_dir=str(model_dir), rows=rows, candidate_labels=predictions.of_dir(str(model_dir)),
         reference=reference, reference_labels=reference_labels, config=cfg.gate,
     )
+    decision.notes.extend(reference_notes)
     if reference.kind == REFERENCE_BASELINE:
         decision.notes.append(f"{name} has no champion from another run; compared with this run's "
                               f"{cfg.baseline_arm} baseline")

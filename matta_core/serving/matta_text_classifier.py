@@ -169,6 +169,16 @@ class HashedNgramFeaturizer:
 # ---------------------------------------------------------------------------------------------------- network
 
 
+def tfidf_weights(idf_of_ids: torch.Tensor, counts: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                                 torch.Tensor]:
+    """Each id's TF-IDF weight, L2-normalised per example, and the example each id belongs to."""
+    weights = counts * idf_of_ids
+    lengths = torch.diff(offsets, append=offsets.new_tensor([counts.numel()]))
+    example = torch.repeat_interleave(torch.arange(offsets.numel(), device=counts.device), lengths)
+    norms = torch.zeros(offsets.numel(), device=weights.device).index_add_(0, example, weights * weights)
+    return weights / norms.sqrt().clamp_min(1e-12)[example], example
+
+
 def pool_bag(
     embedding: nn.EmbeddingBag, idf: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor, counts: torch.Tensor
 ) -> torch.Tensor:
@@ -177,12 +187,81 @@ def pool_bag(
     Normalising makes long and short queries comparable; summing (rather than averaging) keeps a rare,
     informative n-gram from being diluted by the many frequent ones.
     """
-    weights = counts * idf[ids]
-    lengths = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
-    example = torch.repeat_interleave(torch.arange(offsets.numel(), device=ids.device), lengths)
-    norms = torch.zeros(offsets.numel(), device=weights.device).index_add_(0, example, weights * weights)
-    weights = weights / norms.sqrt().clamp_min(1e-12)[example]
+    weights, _ = tfidf_weights(idf[ids], counts, offsets)
     return embedding(ids, offsets, per_sample_weights=weights)
+
+
+#: How a saved model stores its embedding rows (`ExtractedConfig.embedding_dtype`). int8: one symmetric scale per
+#: row (row / scale rounds to -127..127), dequantised per looked-up row, so memory holds one byte per value.
+EMBEDDING_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
+#: Which rows a saved model keeps (`ExtractedConfig.embedding_rows`): "all" buckets, or only the "trained" ones
+#: (buckets some training example hashed into; the others held only their random initialisation).
+EMBEDDING_ROWS = ("all", "trained")
+
+
+class CompactEmbeddingBag(nn.Module):
+    """A hashed embedding bag stored compactly: the kept rows only (sorted bucket ids beside them), in float32,
+    float16 or int8, with the IDF of the kept buckets and one IDF for every other bucket.
+
+    A bucket that was dropped contributes no vector, but its TF-IDF weight still counts in the example's L2 norm,
+    as it did in the model before compaction: only its (untrained, random) row is gone. `pool` computes what
+    `pool_bag` does with the full table, up to the rows dropped and the rounding of the stored dtype.
+
+    Stored compactly, served fast: `prepare` (called on load) decodes the kept rows to float32 once, with a zero row
+    for every dropped bucket, and builds a bucket -> row lookup, so a call is one lookup and one `embedding_bag`, as
+    fast as the full table. Gathering int8 rows and decoding them per call measured 5-10x slower on a CPU.
+    Memory holds the decoded kept rows (kept x dims x 4 bytes) and the lookup (4 bytes a bucket), not the full table.
+    """
+
+    rows: torch.Tensor
+    idf: torch.Tensor
+    idf_other: torch.Tensor
+
+    def __init__(self, num_buckets: int, embed_dim: int, num_rows: int, dtype: str, keeps_all: bool) -> None:
+        super().__init__()
+        if dtype not in EMBEDDING_DTYPES:
+            raise ValueError(f"embedding_dtype must be one of {sorted(EMBEDDING_DTYPES)}, got {dtype!r}")
+        if keeps_all and num_rows != num_buckets:
+            raise ValueError(f"a table that keeps all rows has num_buckets={num_buckets} rows, not {num_rows}")
+        self.num_embeddings, self.embedding_dim, self.dtype_name = num_buckets, embed_dim, dtype
+        self.register_buffer("rows", torch.zeros(num_rows, embed_dim, dtype=EMBEDDING_DTYPES[dtype]))
+        self.register_buffer("scale", torch.ones(num_rows) if dtype == "int8" else None)
+        # int32: half the bytes of int64, and bucket ids are < 2**31 (checked by ExtractedConfig).
+        self.register_buffer("buckets", None if keeps_all else torch.zeros(num_rows, dtype=torch.int32))
+        self.register_buffer("idf", torch.ones(num_rows))
+        self.register_buffer("idf_other", torch.ones(()))
+        # What a call reads, derived from the stored buffers by `prepare` (not saved).
+        self.register_buffer("table", None, persistent=False)
+        self.register_buffer("row_of_bucket", None, persistent=False)
+        self.register_buffer("row_idf", None, persistent=False)
+
+    def stored_values(self) -> int:
+        """Embedding values it holds (kept rows x dims): what a parameter count calls its embedding parameters."""
+        return self.rows.numel()
+
+    def prepare(self) -> CompactEmbeddingBag:
+        """Decode the stored rows for serving: float32 rows plus one zero row (index = kept rows) that every
+        dropped bucket maps to, that row's IDF the dropped buckets' one, and the bucket -> row lookup."""
+        rows = self.rows.float()
+        if self.scale is not None:
+            rows = rows * self.scale[:, None]
+        self.table = torch.cat([rows, rows.new_zeros(1, self.embedding_dim)])
+        self.row_idf = torch.cat([self.idf, self.idf_other.reshape(1)])
+        if self.buckets is not None:
+            lookup = torch.full((self.num_embeddings,), len(self.rows), dtype=torch.int32)
+            lookup[self.buckets.long()] = torch.arange(len(self.rows), dtype=torch.int32)
+            self.row_of_bucket = lookup
+        return self
+
+    def pool(self, ids: torch.Tensor, offsets: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The TF-IDF weighted, L2-normalised bag of each example's rows: [num_examples, embed_dim] float32."""
+        if self.table is None:
+            self.prepare()
+        assert self.table is not None and self.row_idf is not None
+        position = ids if self.row_of_bucket is None else self.row_of_bucket[ids].long()
+        weights, _ = tfidf_weights(self.row_idf[position], counts, offsets)
+        # A dropped bucket's row is the zero row: it adds nothing, but its weight stays in the norm above.
+        return F.embedding_bag(position, self.table, offsets, mode="sum", per_sample_weights=weights)
 
 
 class StandaloneClassifier(nn.Module):
@@ -200,14 +279,20 @@ class StandaloneClassifier(nn.Module):
         activation: str = "relu",
         *,
         init: bool = True,
+        compact: tuple[int, str, bool] | None = None,
     ) -> None:
         """`init=False` leaves the embedding table as allocated, for a caller that loads weights next
-        (`ExtractedConfig.build`): its random draw is most of a build's time."""
+        (`ExtractedConfig.build`): its random draw is most of a build's time. `compact`: (stored rows, dtype,
+        whether all rows are kept) for a `CompactEmbeddingBag` instead of a full float32 table."""
         super().__init__()
         self.num_dense_features = num_dense_features
-        table = None if init else torch.empty(num_buckets, embed_dim)
-        self.embedding = nn.EmbeddingBag(num_buckets, embed_dim, mode="sum", _weight=table)
-        self.register_buffer("idf", torch.ones(num_buckets))
+        self.embedding: nn.EmbeddingBag | CompactEmbeddingBag
+        if compact is None:
+            table = None if init else torch.empty(num_buckets, embed_dim)
+            self.embedding = nn.EmbeddingBag(num_buckets, embed_dim, mode="sum", _weight=table)
+            self.register_buffer("idf", torch.ones(num_buckets))
+        else:  # (stored rows, dtype, keeps all rows): the IDF lives in the compact table
+            self.embedding = CompactEmbeddingBag(num_buckets, embed_dim, *compact)
         dims = [embed_dim + num_dense_features, *hidden_widths]
         self.blocks = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(hidden_widths)))
         self.head = nn.Linear(dims[-1], num_classes)
@@ -221,7 +306,10 @@ class StandaloneClassifier(nn.Module):
         dense: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Class logits for a batch in `nn.EmbeddingBag` layout (ids, offsets, per-id counts)."""
-        hidden = pool_bag(self.embedding, self.idf, ids, offsets, counts)
+        if isinstance(self.embedding, CompactEmbeddingBag):
+            hidden = self.embedding.pool(ids, offsets, counts)
+        else:
+            hidden = pool_bag(self.embedding, self.idf, ids, offsets, counts)
         if self.num_dense_features:
             if dense is None:
                 raise ValueError(f"model takes {self.num_dense_features} dense feature columns, got none")
@@ -234,6 +322,10 @@ class StandaloneClassifier(nn.Module):
 # ------------------------------------------------------------------------------------------------- saved form
 
 FORMAT = "matta.standalone_classifier/v1"
+#: The format of a model whose embedding is stored compactly (`ExtractedConfig.compact`): a reader that knows
+#: only v1 refuses it by name instead of failing on unexpected tensors.
+FORMAT_COMPACT = "matta.standalone_classifier/v2"
+FORMATS = (FORMAT, FORMAT_COMPACT)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -256,10 +348,26 @@ class ExtractedConfig:
     # Probabilities are softmax(logits / temperature): fitted on the validation split at extraction (temperature
     # scaling), so a served score means what it says. 1.0 for models saved before calibration existed.
     temperature: float = 1.0
+    # How the embedding table is stored (`EMBEDDING_DTYPES`, `EMBEDDING_ROWS`): anything but float32/all makes it a
+    # `CompactEmbeddingBag` and the saved format v2.
+    embedding_dtype: str = "float32"
+    embedding_rows: str = "all"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        if self.embedding_dtype not in EMBEDDING_DTYPES:
+            raise ValueError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {self.embedding_dtype!r}")
+        if self.embedding_rows not in EMBEDDING_ROWS:
+            raise ValueError(f"embedding_rows must be one of {list(EMBEDDING_ROWS)}, got {self.embedding_rows!r}")
+        if self.embedding_rows == "trained" and self.num_buckets > 2**31:
+            raise ValueError(f"embedding_rows 'trained' stores bucket ids as int32: num_buckets must be <= 2**31, "
+                             f"got {self.num_buckets}")
+
+    @property
+    def compact(self) -> bool:
+        """Whether the embedding is a `CompactEmbeddingBag` (fewer rows or a narrower dtype than the full table)."""
+        return (self.embedding_dtype, self.embedding_rows) != ("float32", "all")
 
     def with_metadata(self, **values: Any) -> ExtractedConfig:
         """A copy with `values` added to `metadata` (name, arm, lineage: whatever a reader needs to know)."""
@@ -275,17 +383,30 @@ class ExtractedConfig:
         args = (self.num_buckets, self.embed_dim, self.hidden_widths, self.num_classes, self.num_dense_features,
                 self.activation)
         if weights is None:
+            if self.compact:
+                raise ValueError("a compact embedding is made from trained weights (extraction); it has no random "
+                                 "initialisation: pass weights")
             return StandaloneClassifier(*args)
+        compact = None
+        if self.compact:
+            rows = weights.get("embedding.rows")
+            if rows is None:
+                raise ValueError(f"a {self.embedding_dtype}/{self.embedding_rows} embedding needs an "
+                                 f"'embedding.rows' tensor; got {sorted(weights)}")
+            compact = (int(rows.shape[0]), self.embedding_dtype, self.embedding_rows == "all")
         # No init at all, not even on the meta device: a normal draw there runs through torch's Python reference
         # ops, whose first call imports torch's compiler (~1 s in a fresh process).
         with torch.device("meta"):
-            model = StandaloneClassifier(*args, init=False)
+            model = StandaloneClassifier(*args, init=False, compact=compact)
         model.load_state_dict(weights, strict=True, assign=True)
+        if isinstance(model.embedding, CompactEmbeddingBag):
+            check_compact_embedding(model.embedding)
+            model.embedding.prepare()
         return model
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": FORMAT_COMPACT if self.compact else FORMAT,
             "num_buckets": self.num_buckets,
             "embed_dim": self.embed_dim,
             "hidden_widths": list(self.hidden_widths),
@@ -297,12 +418,14 @@ class ExtractedConfig:
             "ta_widths": list(self.ta_widths),
             "metadata": self.metadata,
             "temperature": self.temperature,
+            "embedding_dtype": self.embedding_dtype,
+            "embedding_rows": self.embedding_rows,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> ExtractedConfig:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"{source}: format {data.get('format')!r} is not {FORMAT!r}")
+        if data.get("format") not in FORMATS:
+            raise ValueError(f"{source}: format {data.get('format')!r} is not one of {list(FORMATS)}")
         features = dict(data["features"])
         features["word_ngrams"] = tuple(features["word_ngrams"])
         features["char_ngrams"] = tuple(features["char_ngrams"])
@@ -318,7 +441,32 @@ class ExtractedConfig:
             ta_widths=tuple(int(w) for w in data.get("ta_widths", ())),
             metadata=dict(data.get("metadata", {})),
             temperature=float(data.get("temperature", 1.0)),
+            embedding_dtype=str(data.get("embedding_dtype", "float32")),
+            embedding_rows=str(data.get("embedding_rows", "all")),
         )
+
+
+def check_compact_embedding(embedding: CompactEmbeddingBag) -> None:
+    """Raise ValueError unless the stored table is consistent: finite values and scales, and kept bucket ids
+    sorted, distinct and inside the table (the lookup is a binary search over them)."""
+    rows, buckets = embedding.rows, embedding.buckets
+    problems = []
+    if rows.dtype != EMBEDDING_DTYPES[embedding.dtype_name]:
+        problems.append(f"rows are {rows.dtype}, the config says {embedding.dtype_name}")
+    if rows.is_floating_point() and not bool(torch.isfinite(rows).all()):
+        problems.append("rows hold non-finite values")
+    if embedding.scale is not None and not bool((torch.isfinite(embedding.scale) & (embedding.scale > 0)).all()):
+        problems.append("int8 row scales must be finite and > 0")
+    if buckets is not None and len(buckets):
+        if not bool((buckets[1:] > buckets[:-1]).all()):
+            problems.append("kept bucket ids are not sorted and distinct")
+        if int(buckets[0]) < 0 or int(buckets[-1]) >= embedding.num_embeddings:
+            problems.append(f"kept bucket ids fall outside 0..{embedding.num_embeddings - 1}")
+    for name in ("idf", "idf_other"):
+        if not bool(torch.isfinite(getattr(embedding, name)).all()):
+            problems.append(f"{name} holds non-finite values")
+    if problems:
+        raise ValueError("compact embedding table is inconsistent: " + "; ".join(problems))
 
 
 def load_classifier(directory: str | Path) -> tuple[StandaloneClassifier, ExtractedConfig]:
@@ -329,7 +477,10 @@ def load_classifier(directory: str | Path) -> tuple[StandaloneClassifier, Extrac
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: {directory} is not a saved matta model")
     config = ExtractedConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    model = config.build(weights=load_file(str(weights_path)))
+    try:
+        model = config.build(weights=load_file(str(weights_path)))
+    except (ValueError, RuntimeError) as error:  # a mismatched state dict is a RuntimeError from torch
+        raise ValueError(f"{weights_path} does not match {config_path}: {error}") from None
     return model.eval(), config
 
 

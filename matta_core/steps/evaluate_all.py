@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matta_core.config import DataSection
+from matta_core.config import DataSection, ExtractionSection
 from matta_core.families.registry import TASKS
 from matta_core.steps.tracked import Tracking, evaluate, extract
 
@@ -35,14 +35,15 @@ def numbered_subdirs(root: str | Path) -> list[str]:
 def extract_and_evaluate_all(
     trained_dir: str, widths: Sequence[Sequence[Any]], baseline_subdirs: Sequence[str], prepared_dir: str,
     teacher_dir: str, data: DataSection, measure_speed: bool, models_dir: str, evaluations_dir: str,
-    tracking: Tracking, task: str = TASKS[0],
+    tracking: Tracking, task: str = TASKS[0], extraction: ExtractionSection | None = None,
 ) -> dict[str, float]:
-    """Extract and evaluate each of `widths` (into `models_dir` / `evaluations_dir`), then evaluate each baseline
-    (`baseline_subdirs` of `trained_dir`); return every model's metrics, prefixed with its position and kind."""
+    """Extract (stored as `extraction` says) and evaluate each of `widths` (into `models_dir` /
+    `evaluations_dir`), then evaluate each baseline (`baseline_subdirs` of `trained_dir`); return every model's
+    metrics, prefixed with its position and kind."""
     metrics: dict[str, float] = {}
     for index, width in enumerate(widths):
         model_dir = numbered_dir(models_dir, index)
-        extracted = extract(trained_dir, width, model_dir, prepared_dir, data, tracking, task)
+        extracted = extract(trained_dir, width, model_dir, prepared_dir, data, tracking, task, extraction)
         evaluated = evaluate(model_dir, prepared_dir, numbered_dir(evaluations_dir, index), data, measure_speed,
                              tracking, task, teacher_dir=teacher_dir)
         metrics.update({f"width{index}_{key}": value for key, value in {**extracted, **evaluated}.items()})

@@ -34,6 +34,7 @@ from matta_core.artifacts.layout import (
 from matta_core.config import (
     ConfigError,
     DataSection,
+    ExtractionSection,
     ReleaseSection,
     TeacherSection,
     TrainSection,
@@ -140,10 +141,11 @@ def train(
 
 def extract(
     trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection, tracking: Tracking,
-    task: str = TASKS[0],
+    task: str = TASKS[0], extraction: ExtractionSection | None = None,
 ) -> dict[str, float]:
-    """Step 4: cut one standalone model out of the nested one (parity-checked); log it as an MLflow model."""
-    return family_for(task).extract(trained_dir, widths, out_dir, prepared_dir, data, tracking)
+    """Step 4: cut one standalone model out of the nested one (parity-checked), stored as `extraction` says
+    (None: its defaults); log it as an MLflow model."""
+    return family_for(task).extract(trained_dir, widths, out_dir, prepared_dir, data, tracking, extraction)
 
 
 def evaluate(
@@ -255,6 +257,9 @@ def release(
         test_rows=family.eval_rows(prepared_dir, data),
         out_dir=out,
         parent_run_id=tracking.parent_run_id,
+        # The registered version training started from, if any: that class is gated against it. Read from the
+        # trained folder, which a cached train step still hands over (its MLflow run is an older run's).
+        init_from=json.loads((Path(trained_dir) / TRAIN_RESULT).read_text()).get("init_from"),
     )
     classes = {
         d.size_class: {

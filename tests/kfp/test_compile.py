@@ -35,6 +35,7 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     assert spec.pipeline_info.name == "matta"
     params = set(spec.root.input_definitions.parameters)
     assert params == {"task", "name", "data_json", "teacher_json", "model_json", "train_json", "release_json", "widths",
+                      "extraction_json",
                       "cache_dir", "measure_speed", "tracking_uri", "parent_run_id"}
     # Every step inside one ExitHandler; its exit task ends the MLflow parent run however the steps ended.
     root_tasks = spec.root.dag.tasks

@@ -70,7 +70,7 @@ def test_handoff_validates_against_the_schema(reference: Reference, tmp_path) ->
     document = build_handoff(passing_decision(reference), HandoffConfig(daily_units=20_000), challenger_version="2",
                              reference_metrics=reference_metrics, size_class_budget={"max_dense_params": 120})
     validate_handoff(document)
-    assert document["schema_version"] == "1.1.0"
+    assert document["schema_version"] == "1.2.0"
     assert document["challenger"]["model_uri"] == "models:/matta-banking77-xs/2"
     assert document["registry"]["challenger_alias"] is True
     champion = {"champion": "1"} if reference is CHAMPION else {}

@@ -35,6 +35,11 @@ class ClassifierConfig:
     student_embed_dim: int | None = None
     # The fewest embedding dims a sub-model reads when the embedding nests.
     min_embed_dim: int = 8
+    # The saved standalone model whose weights the nested model's prefix slice started from (`warm_start`): the
+    # train step records the version it resolved (``models:/<name>/<version>``, never an alias, which moves), so a
+    # checkpoint of a run that started elsewhere is refused. None: random initialisation (and left out of `to_dict`,
+    # so configs saved before warm starts existed still compare equal).
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_widths", tuple(int(w) for w in self.hidden_widths))
@@ -86,13 +91,16 @@ class ClassifierConfig:
         widths = validate_widths(self.width_slots(), widths)
         dims = self.embed_dim_for(widths)
         return replace(self, hidden_widths=widths, student_widths=widths, min_width=min(self.min_width, *widths),
-                       embed_dim=dims, student_embed_dim=None, min_embed_dim=min(self.min_embed_dim, dims))
+                       embed_dim=dims, student_embed_dim=None, min_embed_dim=min(self.min_embed_dim, dims),
+                       init_from=None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["hidden_widths"] = list(self.hidden_widths)
         data["student_widths"] = list(self.student_widths)
         data["features"] = self.features.to_dict()
+        if data["init_from"] is None:
+            del data["init_from"]
         return data
 
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -24,6 +25,7 @@ from matta_core.evaluation.cost import (
     measure_throughput,
     param_count,
 )
+from matta_core.evaluation.memory import folder_bytes, resident_bytes, weight_bytes
 from matta_core.evaluation.metrics import classification_report
 from matta_core.evaluation.pareto import pareto_front
 from matta_core.families.classifier.extract import extract
@@ -31,8 +33,40 @@ from matta_core.families.classifier.model import NestedClassifier
 from matta_core.families.classifier.standalone import StandaloneClassifier
 from matta_core.features.batch import FeatureBatch, SparseFeatures
 from matta_core.nested.widths import Widths
+from matta_core.serving import matta_text_classifier as servable
 
 THROUGHPUT_BATCH_SIZE = 256
+#: What `classifier_resident_bytes` runs in its child process (see `matta_core.evaluation.memory.resident_bytes`):
+#: the serving module's own loader and one prediction of a one-n-gram example. The warm-up predicts with a toy
+#: model of the same module first, so torch's one-off kernel set-up is not charged to the model measured.
+RESIDENT_PROBE = """
+import torch
+
+def _predict_one(model, dense_columns=0):
+    dense = torch.zeros(1, dense_columns) if dense_columns else None
+    with torch.inference_mode():
+        model(torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), torch.ones(1), dense)
+
+def warmup(module):
+    # Save, load and run a toy model: the code a real load runs (safetensors, the loader, the kernels) is then
+    # mapped in before the reading, and is not counted as the model's.
+    import json, os, tempfile
+    from safetensors.torch import save_file
+
+    config = module.ExtractedConfig(num_buckets=8, embed_dim=4, hidden_widths=(2,), num_classes=2,
+                                    num_dense_features=0, activation="relu",
+                                    features=module.FeaturizerConfig(num_buckets=8))
+    with tempfile.TemporaryDirectory() as folder:
+        save_file(config.build().state_dict(), os.path.join(folder, module.WEIGHTS_FILE))
+        with open(os.path.join(folder, module.CONFIG_FILE), "w") as f:
+            f.write(json.dumps(config.to_dict()))
+        _predict_one(module.load_classifier(folder)[0])
+
+def run(module, folder):
+    model, config = module.load_classifier(folder)
+    _predict_one(model, config.num_dense_features)
+    return model
+"""
 
 
 @dataclass
@@ -49,10 +83,15 @@ class ModelEvaluation:
     latency: LatencyStats | None = None
     throughput: ThroughputStats | None = None
     on_pareto_front: bool = False
+    # Bytes: the tensors held (always known), the saved folder (known when evaluated from one), and the resident
+    # memory the model adds to a serving process (measured with the speed, from the folder).
+    weight_bytes: int | None = None
+    bytes_on_disk: int | None = None
+    resident_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat keys (`accuracy`, `params`, `flops_per_example`, `latency_p50_ms`, ...); speed keys are None when
-        speed was not measured, so every record has the same keys."""
+        """Flat keys (`accuracy`, `params`, `bytes_on_disk`, `flops_per_example`, `latency_p50_ms`, ...); speed keys
+        (`resident_bytes` among them) are None when speed was not measured, so every record has the same keys."""
         latency, throughput = self.latency, self.throughput
         return {
             "name": self.name,
@@ -62,6 +101,9 @@ class ModelEvaluation:
             "params": self.params.total,
             "embedding_params": self.params.embedding,
             "dense_params": self.params.dense,
+            "weight_bytes": self.weight_bytes,
+            "bytes_on_disk": self.bytes_on_disk,
+            "resident_bytes": self.resident_bytes,
             "flops_per_example": self.flops_per_example,
             "avg_active_ngrams": self.avg_active_ngrams,
             "latency_p50_ms": None if latency is None else latency.p50_ms,
@@ -117,8 +159,12 @@ def evaluate_model(
     name: str = "model",
     seed: int = 0,
     temperature: float = 1.0,
+    model_dir: str | Path | None = None,
 ) -> ModelEvaluation:
     """Quality metrics, parameters, analytic FLOPs and (if `measure_speed`) batch-1 latency and batch-256 throughput.
+
+    Bytes: `weight_bytes` always; with `model_dir` (the saved folder `model` was loaded from) also `bytes_on_disk`
+    and, if `measure_speed`, `resident_bytes` (`classifier_resident_bytes`: a child process, a few seconds).
 
     The probability metrics (`nll`, `ece`) are those of the served probabilities, softmax(logits / `temperature`);
     `nll_uncalibrated` and `ece_uncalibrated` are those of the raw logits, so a report shows what calibration did.
@@ -148,6 +194,8 @@ def evaluate_model(
             widths, model.embedding.embedding_dim, model.num_dense_features, model.head.out_features, avg_active
         ),
         avg_active_ngrams=avg_active,
+        weight_bytes=weight_bytes(model),
+        bytes_on_disk=None if model_dir is None else folder_bytes(model_dir),
     )
     if measure_speed:
         rows = speed_rows(len(features), latency_examples, seed)
@@ -156,7 +204,16 @@ def evaluate_model(
         )
         batch = features.batch(speed_rows(len(features), throughput_batch_size, seed))
         evaluation.throughput = measure_throughput(model, model_inputs(batch))
+        if model_dir is not None:
+            evaluation.resident_bytes = classifier_resident_bytes(model_dir)
     return evaluation
+
+
+def classifier_resident_bytes(model_dir: str | Path) -> int:
+    """Resident memory (bytes) the model saved in `model_dir` adds to a fresh process that serves it with the
+    servable module alone (`matta_core.serving.matta_text_classifier`, imported by file path, as a logged model's
+    pyfunc imports its copy): loaded, one prediction made, every weight read once."""
+    return resident_bytes(servable.__file__, model_dir, RESIDENT_PROBE)
 
 
 def width_name(model: NestedClassifier, widths: Widths) -> str:

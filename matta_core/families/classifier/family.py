@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from matta_core.data.section import DataSection
     from matta_core.families.classifier.extract import ExtractedConfig
     from matta_core.release.rows import EvalRows
-    from matta_core.sections import TeacherSection, TrainSection
+    from matta_core.sections import ExtractionSection, TeacherSection, TrainSection
 
 #: Texts logged as each model's MLflow input example (MLflow also predicts on them before logging).
 INPUT_EXAMPLE_ROWS = 3
@@ -48,6 +48,7 @@ class ClassifierFamily:
     widths_form = "whole numbers separated by commas"
     evaluation_reads_teacher = False
     release_skip_reason: str | None = None
+    reads_extraction_section = True  # int8 / trained-rows-only embedding tables (families/classifier/compact.py)
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -127,19 +128,23 @@ class ClassifierFamily:
     def train(self, prepared_dir: str, teacher_dir: str, out_dir: str, model: Any, train: TrainSection,
               data: DataSection, tracking: Tracking, *, progress: bool = False) -> tuple[dict[str, float], list[str]]:
         """Step 3: train the TA+Student (MatTA) and the baselines; the baseline models are logged here, by the step
-        that writes them."""
+        that writes them. A warm start (``model.init_from``) is read from the registry of `tracking`'s store and
+        recorded as ``init_from.*`` params, as in ``train_result.json`` (the release step reads them)."""
         from matta_core.families.classifier.train_step import train_step
 
         with tracking.step("train") as run_id:
             with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
                 summary = train_step(prepared_dir, teacher_dir, out_dir, model, train, data, progress=progress,
-                                     arm_callbacks=arm_callbacks, code_version=tracking.code_version or None)
+                                     arm_callbacks=arm_callbacks, code_version=tracking.code_version or None,
+                                     tracking_uri=tracking.tracking_uri or None)
             metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
             baseline_dirs = list(summary["baseline_dirs"].values())
             if run_id is not None:
                 params: dict[str, Any] = {"model": model.model_dump(), "train": train.model_dump()}
                 if summary["warnings"]:  # e.g. a batch larger than the data (train_step prints them too)
                     params["warning"] = {w["code"]: w["message"] for w in summary["warnings"]}
+                if summary["init_from"] is not None:  # what the nested model started from, version pinned
+                    params["init_from"] = {k: v for k, v in summary["init_from"].items() if v is not None}
                 log_step(run_id, params, metrics)
                 lineage(run_id, tracking, data_content_hash=summary["data_content_hash"],
                         teacher_cache_key=summary["teacher_cache_key"])
@@ -149,14 +154,19 @@ class ClassifierFamily:
         return metrics, baseline_dirs
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
-                tracking: Tracking) -> dict[str, float]:
+                tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:
         """Step 4: cut one standalone model out of the nested one (parity-checked); log it as an MLflow model."""
         from matta_core.families.classifier.extract_step import extract_step
 
         parsed = parse_widths(widths)
         with tracking.step(f"extract-{widths_label(parsed)}") as run_id:
-            result = extract_step(trained_dir, parsed, out_dir, prepared_dir, data)
+            result = extract_step(trained_dir, parsed, out_dir, prepared_dir, data, extraction)
             metrics = {"parity_max_abs_diff": float(result["parity_max_abs_diff"])}
+            cost = result["compression"]
+            if "validation_accuracy_served" in cost:  # what storing it compactly cost, on the validation split
+                metrics["compression_validation_accuracy_change"] = (cost["validation_accuracy_served"]
+                                                                     - cost["validation_accuracy_float32"])
+                metrics["compression_max_abs_logit_change"] = cost["max_abs_logit_change"]
             if run_id is not None:
                 summary = json.loads((Path(trained_dir) / TRAIN_RESULT).read_text())
                 log_step(run_id, {"widths": parsed, "name": result["name"]}, metrics)

@@ -27,6 +27,7 @@ from matta_core.families.classifier.config import ClassifierConfig
 from matta_core.families.classifier.data import TrainingBatch, TrainingData, TrainingDataError
 from matta_core.families.classifier.loss import matta_loss, supervised_loss
 from matta_core.families.classifier.model import NestedClassifier
+from matta_core.families.classifier.warm_start import WarmStart
 from matta_core.features.hashing import inverse_document_frequency
 from matta_core.nested.widths import Widths, sample_widths
 from matta_core.training.callbacks import Callback
@@ -49,6 +50,7 @@ def train(
     resume: bool = True,
     callbacks: Sequence[Callback] = (),
     validation: TrainingData | None = None,
+    warm_start: WarmStart | None = None,
 ) -> tuple[NestedClassifier, TrainResult]:
     """Train `config.arm` on `data`; return the trained model (in eval mode) and what happened.
 
@@ -56,13 +58,14 @@ def train(
     `model_config.sub_config(student_widths)`, so its TA is the Student. `idf` defaults to the IDF of the training
     features. With `checkpoint_dir` (a path, or a URI such as ``gs://bucket/run/matta``: see `checkpoint_store`),
     checkpoints are written every `config.checkpoint_every` steps and at the end, and (with `resume=True`) a run
-    continues from the newest one found there.
+    continues from the newest one found there. `warm_start` (``matta`` only) gives the nested model's prefix slice
+    its starting weights (`ClassifierStep.build_model`).
     """
     data.check_compatible(model_config)
     if validation is not None:
         validation.check_compatible(model_config, what="validation data")
     _check_arm_data(config.arm, data)
-    step = ClassifierStep(model_config, config, data, idf=idf, validation=validation)
+    step = ClassifierStep(model_config, config, data, idf=idf, validation=validation, warm_start=warm_start)
     return run_training(step, data, config, checkpoint_dir=checkpoint_dir, resume=resume, callbacks=callbacks)
 
 
@@ -77,19 +80,29 @@ class ClassifierStep(TrainingStep[NestedClassifier, TrainResult]):
         *,
         idf: np.ndarray | torch.Tensor | None = None,
         validation: TrainingData | None = None,
+        warm_start: WarmStart | None = None,
     ) -> None:
+        if warm_start is not None and config.arm != "matta":
+            raise ValueError(f"a warm start (model.init_from) starts the nested model of arm 'matta'; arm "
+                             f"{config.arm!r} is an equal-budget baseline and starts from random weights")
         self.model_config = model_config
         self.config = config
         self.data = data
         self.idf = idf
         self.validation = validation
+        self.warm_start = warm_start
         student = model_config.student_widths
         self.net_config = model_config if config.arm == "matta" else model_config.sub_config(student)
         self.low = sample_low_bounds(config, model_config.width_slots())
         self.eval_widths = _eval_widths(self.net_config, config.arm)
 
     def build_model(self) -> NestedClassifier:
+        """The arm's model as training starts: randomly initialised (the global generators, seeded by the loop),
+        then, with a warm start, its prefix slice overwritten by the saved model's weights; the IDF is the training
+        data's either way. What the train step trains from, and what a test can inspect."""
         model = NestedClassifier(self.net_config)
+        if self.warm_start is not None:
+            self.warm_start.apply(model)  # after the random draws: they are the same with or without a warm start
         idf = self.idf
         if idf is None:
             idf = inverse_document_frequency(self.data.features, self.net_config.features.num_buckets)

@@ -21,7 +21,7 @@ from matta_core.tracking.step_records import Tracking, arm_metrics, arm_runs, li
 if TYPE_CHECKING:
     from matta_core.data.section import DataSection
     from matta_core.release.rows import EvalRows
-    from matta_core.sections import TeacherSection, TrainSection
+    from matta_core.sections import ExtractionSection, TeacherSection, TrainSection
 
 #: The MLflow `model_type` of logged decoders.
 DECODER_MODEL_TYPE = "matta.standalone_decoder"
@@ -54,6 +54,7 @@ class DecoderFamily:
     widths_form = "ffn:heads pairs separated by commas (512:4,128:2)"
     evaluation_reads_teacher = True
     release_skip_reason: str | None = RELEASE_SKIP_REASON
+    reads_extraction_section = False  # its Hugging Face export is written as trained
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class DecoderFamily:
         return metrics, baseline_dirs
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
-                tracking: Tracking) -> dict[str, float]:
+                tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:
         """Step 4: cut one standalone decoder out of the nested one (parity-checked); log it as an MLflow model."""
         from matta_core.families.decoder.extract_step import lm_extract_step
         from matta_core.families.decoder.names import decoder_widths_label
