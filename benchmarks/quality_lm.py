@@ -80,7 +80,7 @@ class Settings:
 
 FULL = Settings(seeds=(0, 1, 2), steps=240, widths=((512, 4), (128, 2), (32, 1)), train_rows=4000, test_rows=500,
                 cloze_rows=500)
-QUICK = Settings(seeds=(0,), steps=12, widths=((128, 2), (32, 1)), train_rows=256, test_rows=120, cloze_rows=120,
+QUICK = Settings(seeds=(0,), steps=12, widths=((128, 2), (32, 1)), train_rows=96, test_rows=48, cloze_rows=48,
                  n_layers=1)
 
 

@@ -16,10 +16,12 @@ torch: the report and release tasks use the units, and the child process imports
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -173,8 +175,10 @@ def _meter(module_file: Path, probe: str, threads: int) -> subprocess.Popen[str]
     if meter is None or meter.poll() is not None:
         args = {"module_file": str(module_file), "module_name": f"_matta_resident_{module_file.stem}", "probe": probe}
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        # Its own process group: stopping it stops a measuring fork that hangs too (`_stop`).
         meter = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 start_new_session=True)
         _meters[key] = meter
     return meter
 
@@ -184,8 +188,13 @@ def _stop(key: tuple[str, str, int]) -> str:
     meter = _meters.pop(key, None)
     if meter is None:
         return ""
-    meter.kill()
-    _, err = meter.communicate()
+    # The measuring process and any fork of it: a fork holds its pipes open, and would keep reading them.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(meter.pid, signal.SIGKILL)
+    try:
+        _, err = meter.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        err = ""
     return "\n".join((err or "").strip().splitlines()[-15:])
 
 

@@ -1,6 +1,6 @@
 """`benchmarks/quality_lm.py --quick` runs end to end as a script and writes results of the documented shape.
 
-The numbers of a quick run (256 sentences, a dozen steps) say nothing about the method; only the structure is
+The numbers of a quick run (96 training sentences, a dozen steps) say nothing about the method; only the structure is
 checked, and that every number is finite.
 """
 
