@@ -169,14 +169,13 @@ class HashedNgramFeaturizer:
 # ---------------------------------------------------------------------------------------------------- network
 
 
-def tfidf_weights(idf_of_ids: torch.Tensor, counts: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor,
-                                                                                                 torch.Tensor]:
-    """Each id's TF-IDF weight, L2-normalised per example, and the example each id belongs to."""
+def tfidf_weights(idf_of_ids: torch.Tensor, counts: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Each id's TF-IDF weight, L2-normalised over the ids of its example (examples start at `offsets`)."""
     weights = counts * idf_of_ids
     lengths = torch.diff(offsets, append=offsets.new_tensor([counts.numel()]))
     example = torch.repeat_interleave(torch.arange(offsets.numel(), device=counts.device), lengths)
     norms = torch.zeros(offsets.numel(), device=weights.device).index_add_(0, example, weights * weights)
-    return weights / norms.sqrt().clamp_min(1e-12)[example], example
+    return weights / norms.sqrt().clamp_min(1e-12)[example]
 
 
 def pool_bag(
@@ -187,7 +186,7 @@ def pool_bag(
     Normalising makes long and short queries comparable; summing (rather than averaging) keeps a rare,
     informative n-gram from being diluted by the many frequent ones.
     """
-    weights, _ = tfidf_weights(idf[ids], counts, offsets)
+    weights = tfidf_weights(idf[ids], counts, offsets)
     return embedding(ids, offsets, per_sample_weights=weights)
 
 
@@ -259,7 +258,7 @@ class CompactEmbeddingBag(nn.Module):
             self.prepare()
         assert self.table is not None and self.row_idf is not None
         position = ids if self.row_of_bucket is None else self.row_of_bucket[ids].long()
-        weights, _ = tfidf_weights(self.row_idf[position], counts, offsets)
+        weights = tfidf_weights(self.row_idf[position], counts, offsets)
         # A dropped bucket's row is the zero row: it adds nothing, but its weight stays in the norm above.
         return F.embedding_bag(position, self.table, offsets, mode="sum", per_sample_weights=weights)
 
