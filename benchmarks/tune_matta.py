@@ -23,6 +23,9 @@ the same mean over the benchmark widths (32..512), next to the Student's and the
 bytes. `--seeds` (default 0) runs every candidate on each seed in turn, in the order of `EMBEDDING`; no run starts
 that would end after `--time-box-minutes` (the record lists what did not run).
 
+Round "levers" (`--round levers --append`): the TA route's levers one at a time (TA-only warm-up, every width's
+loss each step, TA capacity, importance ordering of a warm start); see `benchmarks/tune_levers.py`.
+
 Writes `tune_matta.json`: every run's record, each candidate's score, and the chosen settings, one entry of
 `rounds` per search. `--append` adds a round to the file: after a round's winners became the library defaults, the
 next round starts from them (coordinate descent; candidates equal to the current defaults are skipped).
@@ -36,7 +39,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, replace
 from multiprocessing import get_context
@@ -153,11 +156,12 @@ def baseline_check(splits: Any, args: argparse.Namespace, new_lr: float | None) 
     return out
 
 
-def run_timeboxed(jobs: Sequence[Any], splits: Any, workers: int, deadline: float
+def run_timeboxed(jobs: Sequence[Any], splits: Any, workers: int, deadline: float,
+                  run: Callable[[Any], list[dict[str, Any]]] = quality.run_job
                   ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run `jobs` in order like `quality.run_all`, but start none that would end after `deadline` (perf_counter
-    seconds; a run is assumed to take as long as the longest finished one). Returns the records and the run ids
-    that did not run."""
+    """Run `jobs` in order like `quality.run_all` (each with `run`, a module-level function a spawned worker can
+    import), but start none that would end after `deadline` (perf_counter seconds; a run is assumed to take as long
+    as the longest finished one). Returns the records and the run ids that did not run."""
     records: list[dict[str, Any]] = []
     pending, running = deque(jobs), {}
     longest, started = 0.0, time.perf_counter()
@@ -166,7 +170,7 @@ def run_timeboxed(jobs: Sequence[Any], splits: Any, workers: int, deadline: floa
         while pending or running:
             while pending and len(running) < workers and time.perf_counter() + longest <= deadline:
                 job = pending.popleft()
-                running[pool.submit(quality.run_job, job)] = (job, time.perf_counter())
+                running[pool.submit(run, job)] = (job, time.perf_counter())
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -266,11 +270,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--append", action="store_true",
                         help="add this search as a further round to an existing tune_matta.json (coordinate descent: "
                              "a round starts from the defaults the previous rounds chose)")
-    parser.add_argument("--round", choices=("defaults", "embedding"), default="defaults",
-                        help="defaults: the training-settings search (stages 1-3); embedding: the nested embedding")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="round embedding: seeds, run in turn")
+    parser.add_argument("--round", choices=("defaults", "embedding", "levers"), default="defaults",
+                        help="defaults: the training-settings search (stages 1-3); embedding: the nested embedding; "
+                             "levers: the TA route's levers (benchmarks/tune_levers.py)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="rounds embedding, levers: seeds, run in turn")
     parser.add_argument("--time-box-minutes", type=float, default=50.0,
-                        help="round embedding: start no run that would end later than this after the start")
+                        help="rounds embedding, levers: start no run that would end later than this after the start")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -278,8 +284,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     splits.teacher_logits = {"minilm": quality.minilm_logits(splits, hashes, args.cache_dir)}
     for table in (splits.texts, splits.labels, splits.teacher_logits["minilm"]):
         table.pop("test")  # from here on nothing can score the test split
-    if args.round == "embedding":
-        report = embedding_round(splits, args, started)
+    if args.round in ("embedding", "levers"):
+        if args.round == "levers":
+            import tune_levers  # imports this module: not at the top
+
+            report = tune_levers.levers_round(splits, args, started)
+        else:
+            report = embedding_round(splits, args, started)
         write_round(args, report)
         print(f"{report['total_seconds']:.0f} s; not run: {report['not_run'] or 'none'}")
         return report

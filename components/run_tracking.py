@@ -23,14 +23,18 @@ def start_run(
     parent_run_id: str,
     kfp_run_id: str,
     kfp_run_name: str,
-) -> NamedTuple("RunStart", [("parent_run_id", str), ("data_version", str)]):
+) -> NamedTuple("RunStart", [("parent_run_id", str), ("data_version", str), ("init_from_version", str)]):
     """Open (or, on a retry, find) the parent run of this KFP run, unless `parent_run_id` is given; return its id
-    ("" when untracked) and the input data's version (the prepare step's cache key rests on it)."""
+    ("" when untracked), the input data's version (the prepare step's cache key rests on it) and what the model
+    section's warm start names now (the train step's: an alias's version, which it then loads, or a folder's
+    digest; "" for none)."""
     import json
     from collections import namedtuple
 
     from matta_core.config_base import load_section
     from matta_core.data.section import DataSection
+    from matta_core.families.registry import family_for
+    from matta_core.steps.tracked import load_model_section
     from matta_core.task_process import prepare_task_process
     from matta_core.tracking.run_tasks import start_pipeline_run
 
@@ -42,7 +46,9 @@ def start_run(
     run_id, version = start_pipeline_run(
         experiment=name, data=data, params=params, code_version=code_version, tracking_uri=tracking_uri,
         parent_run_id=parent_run_id, kfp_run_id=kfp_run_id, kfp_run_name=kfp_run_name)
-    return namedtuple("RunStart", ["parent_run_id", "data_version"])(run_id, version)
+    init_from_version = family_for(task).pin_init_from(load_model_section(task, model_json), tracking_uri)
+    return namedtuple("RunStart", ["parent_run_id", "data_version", "init_from_version"])(
+        run_id, version, init_from_version)
 
 
 @dsl.component(base_image=default_image_tag(), install_kfp_package=False)

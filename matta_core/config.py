@@ -245,6 +245,19 @@ class PipelineConfig(_Section):
                              "them): set train.device: cuda, or remove resources.train.accelerator_*")
         return resources
 
+    @model_validator(mode="after")
+    def _widths_trained_every_step(self) -> PipelineConfig:
+        # `train.widths_per_step: extracted` trains every width of `widths` every step: resolved here, where both
+        # are known, into `train.loss_widths`, so the train step (and its cache key) receives the list itself.
+        extracted = self.train.widths_per_step == "extracted"
+        if extracted and not family_for(self.task).trains_every_width:
+            raise ValueError(f"train.widths_per_step 'extracted' is built for the classifier family; task "
+                             f"{self.task!r} samples its widths each step: set train.widths_per_step: sampled")
+        loss_widths = [list(w) for w in self.widths] if extracted else None
+        if self.train.loss_widths != loss_widths:
+            object.__setattr__(self, "train", self.train.model_copy(update={"loss_widths": loss_widths}))
+        return self
+
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
         """Read a YAML/JSON file (or the defaults), apply dotted `overrides`, and validate."""

@@ -25,7 +25,9 @@ the tasks that are never cached (``release_models``, whose idempotency key it is
 steps that may be cached take nothing that changes from run to run (a new parent id per run would make every
 cache key new) and find the parent by the run's identity in their environment (`matta_core.cluster.run_identity`).
 So on a cluster unchanged data is not prepared again and an unchanged model is not trained again, and every run
-is still tracked. ``start_run`` also reads the data's version, which ``prepare_data`` takes as its cache key.
+is still tracked. ``start_run`` also reads the data's version, which ``prepare_data`` takes as its cache key, and
+what ``model.init_from`` names now (an alias's version, a folder's digest), which ``train_models`` takes as its:
+a moved ``@champion`` trains again.
 Sections rather than one config document: a step receives only the sections it reads, so changing, say,
 ``train.lr`` leaves the prepare and Teacher steps' cache keys unchanged. The evaluations also read the Teacher's
 folder: a causal LM is scored on the token ids the Teacher read.
@@ -101,7 +103,8 @@ def build_pipeline(
             ), "tracking", "start-run", "start_run")
             _steps(configured, task=task, name=name, code_version=code_version, tracking_uri=tracking_uri,
                    run_parent_id=start.outputs["parent_run_id"],
-                   data_version=start.outputs["data_version"], data_json=data_json, teacher_json=teacher_json,
+                   data_version=start.outputs["data_version"], init_from_version=start.outputs["init_from_version"],
+                   data_json=data_json, teacher_json=teacher_json,
                    model_json=model_json, train_json=train_json, release_json=release_json, widths=widths,
                    extraction_json=extraction_json, cache_dir=cache_dir, measure_speed=measure_speed)
 
@@ -109,8 +112,9 @@ def build_pipeline(
 
 
 def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking_uri: Any, run_parent_id: Any,
-           data_version: Any, data_json: Any, teacher_json: Any, model_json: Any, train_json: Any,
-           release_json: Any, widths: Any, extraction_json: Any, cache_dir: Any, measure_speed: Any) -> None:
+           data_version: Any, init_from_version: Any, data_json: Any, teacher_json: Any, model_json: Any,
+           train_json: Any, release_json: Any, widths: Any, extraction_json: Any, cache_dir: Any,
+           measure_speed: Any) -> None:
     """The steps between the first and the exit task; `configured(task, step, display_name)` applies settings.
 
     `run_parent_id` is the parent run `start_run` opened (or was given), which only the release takes. The steps
@@ -129,7 +133,7 @@ def _steps(configured: Any, *, task: Any, name: Any, code_version: str, tracking
     ), "teacher", "teacher")
     train = configured(train_models(
         prepared=prepared, teacher=teacher.outputs["teacher"], data_json=data_json, model_json=model_json,
-        train_json=train_json, **common,
+        train_json=train_json, init_from_version=init_from_version, **common,
     ), "train", "train")
     trained = train.outputs["trained"]
     evaluate = configured(extract_and_evaluate(

@@ -47,6 +47,9 @@ class ModelFamily(Protocol):
     release_skip_reason: str | None
     #: Whether its extraction reads the run config's ``extraction`` section (else only the defaults are accepted).
     reads_extraction_section: bool
+    #: Whether its trainer can compute the loss at every extracted width each step (`train.widths_per_step:
+    #: extracted`, `TrainConfig.loss_widths`) instead of sampling widths.
+    trains_every_width: bool
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -86,9 +89,14 @@ class ModelFamily(Protocol):
         progress bars, as `matta demo` does)."""
 
     def train(self, prepared_dir: str, teacher_dir: str, out_dir: str, model: Section, train: TrainSection,
-              data: DataSection, tracking: Tracking, *, progress: bool = False) -> tuple[dict[str, float], list[str]]:
+              data: DataSection, tracking: Tracking, *, progress: bool = False,
+              init_from_version: str = "") -> tuple[dict[str, float], list[str]]:
         """Step 3: train the nested model (MatTA) and the baselines; returns metrics and the baselines' folders
-        (relative to `out_dir`)."""
+        (relative to `out_dir`). `init_from_version`: what `pin_init_from` read when the run started."""
+
+    def pin_init_from(self, model: Section, tracking_uri: str) -> str:
+        """What the model section's warm start names now (``model.init_from``: an alias's version, a folder's
+        digest), for the run's first task to pass to the train task as its cache key; "" when there is none."""
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
                 tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:

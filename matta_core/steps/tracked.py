@@ -124,9 +124,10 @@ def teacher(
 
 def train(
     prepared_dir: str, teacher_dir: str, out_dir: str, model: Section, train_section: TrainSection,
-    data: DataSection, tracking: Tracking, task: str = TASKS[0],
+    data: DataSection, tracking: Tracking, task: str = TASKS[0], init_from_version: str = "",
 ) -> tuple[dict[str, float], list[str]]:
     """Step 3: train the TA+Student (MatTA) and the baselines; returns metrics and the baselines' sub-folders.
+    `init_from_version`: what the run's first task read ``model.init_from`` to name (`ModelFamily.pin_init_from`).
 
     Each arm gets its own MLflow run nested under the train run (``train-matta``, ``train-kd``, ...), fed by
     `MLflowMetricsCallback`, so the arms' loss curves sit side by side instead of overwriting each other.
@@ -136,7 +137,8 @@ def train(
     if not isinstance(model, family.section):
         raise ConfigError(f"task {task!r} takes a {family.section.__name__} model section, got "
                           f"{type(model).__name__}")
-    return family.train(prepared_dir, teacher_dir, out_dir, model, train_section, data, tracking)
+    return family.train(prepared_dir, teacher_dir, out_dir, model, train_section, data, tracking,
+                        init_from_version=init_from_version)
 
 
 def extract(

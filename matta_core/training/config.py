@@ -61,6 +61,10 @@ class TrainConfig:
     # Lower bound of the sampled widths: an int for every layer or one per layer. None = the model's min_width,
     # i.e. widths BELOW the Student are sampled too; without them narrow extracted widths collapse.
     sample_low: int | tuple[int, ...] | None = None
+    # Widths (per layer) whose loss is computed EVERY step in place of the `sandwich_k` sampled ones (MatTA only;
+    # the classifier family): e.g. every width the run will extract, as in "Starbucks" training of nested
+    # embeddings. None: sample. Tried on Banking77 validation against sampling (tune_matta.json, round "levers").
+    loss_widths: tuple[tuple[int, ...], ...] | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     # Steps between checkpoints; 0 = only at the end (when a checkpoint directory is given at all).
     checkpoint_every: int = 0
@@ -79,6 +83,10 @@ class TrainConfig:
             object.__setattr__(self, "loss", LossConfig(**self.loss))
         if isinstance(self.sample_low, list):
             object.__setattr__(self, "sample_low", tuple(self.sample_low))
+        if isinstance(self.loss_widths, list | tuple):
+            object.__setattr__(self, "loss_widths", tuple(
+                (w,) if isinstance(w, int) else tuple(w) if isinstance(w, list | tuple) else w
+                for w in self.loss_widths))
         self._validate()
 
     def _validate(self) -> None:
@@ -111,6 +119,11 @@ class TrainConfig:
         lows = (self.sample_low,) if isinstance(self.sample_low, int) else (self.sample_low or ())
         if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in lows):
             raise ValueError(f"sample_low must be a positive integer or one per layer, got {self.sample_low!r}")
+        if self.loss_widths is not None and (not self.loss_widths or any(
+                not isinstance(w, tuple) or not w or any(isinstance(x, bool) or not isinstance(x, int) or x < 1
+                                                         for x in w) for w in self.loss_widths)):
+            raise ValueError(f"loss_widths must be a non-empty list of widths (a positive integer, or one per "
+                             f"layer), or None to sample; got {self.loss_widths!r}")
         _non_negative_int("checkpoint_every", self.checkpoint_every)
         seconds = self.checkpoint_every_seconds
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
@@ -150,6 +163,10 @@ class TrainConfig:
         data["loss"] = self.loss.to_dict()
         if isinstance(self.sample_low, tuple):
             data["sample_low"] = list(self.sample_low)
+        if self.loss_widths is None:
+            del data["loss_widths"]  # absent when unused: checkpoints written before the field existed still resume
+        else:
+            data["loss_widths"] = [list(w) for w in self.loss_widths]
         return data
 
     @classmethod

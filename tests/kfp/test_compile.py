@@ -50,6 +50,9 @@ def test_the_compiled_pipeline_has_the_dag_and_parameters(compiled: Path) -> Non
     # The first task opens the tracking run and reads the data's version; prepare's cache key rests on the latter.
     assert tasks["prepare-data"].dependent_tasks == ["start-run"]
     assert tasks["prepare-data"].inputs.parameters["data_version"].task_output_parameter.producer_task == "start-run"
+    # ... and what model.init_from names now (an alias's version): train's cache key, so a moved @champion retrains.
+    pin = tasks["train-models"].inputs.parameters["init_from_version"].task_output_parameter
+    assert (pin.producer_task, pin.output_parameter_key) == ("start-run", "init_from_version")
     # Side effects are never served from a cache, nor the report (each run's parent run gets its own); the steps
     # that only compute may be.
     never_cached = {name for name, t in tasks.items() if not t.caching_options.enable_cache}
@@ -75,8 +78,9 @@ def test_the_cacheable_steps_take_nothing_that_changes_from_run_to_run(compiled:
             continue
         for input_name, value in task.inputs.parameters.items():
             producer = value.task_output_parameter.producer_task
-            if producer == "start-run":  # only the data's version, which changes when the data does
-                assert (name, value.task_output_parameter.output_parameter_key) == ("prepare-data", "data_version")
+            if producer == "start-run":  # only what changes when the data or the warm start's weights do
+                assert (name, value.task_output_parameter.output_parameter_key) in {
+                    ("prepare-data", "data_version"), ("train-models", "init_from_version")}
             assert "{{$" not in value.runtime_value.constant.string_value, (name, input_name)
             if producer:  # else the output of another cacheable step
                 assert producer == "start-run" or tasks[producer].caching_options.enable_cache, (name, input_name)

@@ -49,6 +49,7 @@ class ClassifierFamily:
     evaluation_reads_teacher = False
     release_skip_reason: str | None = None
     reads_extraction_section = True  # int8 / trained-rows-only embedding tables (families/classifier/compact.py)
+    trains_every_width = True  # every width's head is a cheap slice of one MLP
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -126,17 +127,19 @@ class ClassifierFamily:
         return metrics
 
     def train(self, prepared_dir: str, teacher_dir: str, out_dir: str, model: Any, train: TrainSection,
-              data: DataSection, tracking: Tracking, *, progress: bool = False) -> tuple[dict[str, float], list[str]]:
+              data: DataSection, tracking: Tracking, *, progress: bool = False,
+              init_from_version: str = "") -> tuple[dict[str, float], list[str]]:
         """Step 3: train the TA+Student (MatTA) and the baselines; the baseline models are logged here, by the step
-        that writes them. A warm start (``model.init_from``) is read from the registry of `tracking`'s store and
-        recorded as ``init_from.*`` params, as in ``train_result.json`` (the release step reads them)."""
+        that writes them. A warm start (``model.init_from``) is read from the registry of `tracking`'s store (an
+        alias as the version `init_from_version` says it named when the run started) and recorded as
+        ``init_from.*`` params, as in ``train_result.json`` (the release step reads them)."""
         from matta_core.families.classifier.train_step import train_step
 
         with tracking.step("train") as run_id:
             with arm_runs(tracking, run_id, teacher_dir) as arm_callbacks:
                 summary = train_step(prepared_dir, teacher_dir, out_dir, model, train, data, progress=progress,
                                      arm_callbacks=arm_callbacks, code_version=tracking.code_version or None,
-                                     tracking_uri=tracking.tracking_uri or None)
+                                     tracking_uri=tracking.tracking_uri or None, init_from_version=init_from_version)
             metrics = {"train_rows": float(summary["train_rows"]), **arm_metrics(summary)}
             baseline_dirs = list(summary["baseline_dirs"].values())
             if run_id is not None:
@@ -152,6 +155,13 @@ class ClassifierFamily:
                 for sub in baseline_dirs:
                     _log_model(str(Path(out_dir) / sub), self.model_name(str(Path(out_dir) / sub)), examples)
         return metrics, baseline_dirs
+
+    def pin_init_from(self, model: Any, tracking_uri: str) -> str:
+        if model.init_from is None:
+            return ""
+        from matta_core.families.classifier.warm_start import pin_init_from
+
+        return pin_init_from(model.init_from, tracking_uri or None)
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
                 tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:

@@ -58,6 +58,7 @@ def train_step(
     arm_callbacks: Callable[[str], Sequence[Callback]] | None = None,
     code_version: str | None = None,
     tracking_uri: str | None = None,
+    init_from_version: str = "",
 ) -> dict[str, Any]:
     """Train every arm and write the folder described in the module docstring; returns the train results.
 
@@ -65,14 +66,15 @@ def train_step(
     that arm only (one MLflow run per arm, so the arms' loss curves do not overwrite each other). `code_version`
     (the task's) is part of the checkpoint key when `train.checkpoint_dir` is set; default: the image's record.
     `tracking_uri`: the store whose registry a ``models:/`` `model.init_from` is read from (default
-    ``MLFLOW_TRACKING_URI``).
+    ``MLFLOW_TRACKING_URI``). `init_from_version`: for ``models:/<name>@<alias>``, the version the alias named
+    when the pipeline run started (its first task read it, `warm_start.pin_init_from`); "" reads the alias now.
     """
     out = Path(storage.to_local_path(out_dir))  # checkpoints need a real filesystem (a KFP artifact path is one)
     inputs = load_inputs(prepared_dir, data)
     config = model.classifier_config(num_classes=len(inputs.label_names))
     warm_start, key_model = None, model
     if model.init_from is not None:
-        warm_start = _warm_start(model.init_from, config, inputs.label_names, tracking_uri)
+        warm_start = _warm_start(model.init_from, config, inputs.label_names, tracking_uri, init_from_version)
         # What the nested model started from, as a version (an alias moves): saved with the model and compared on
         # resume, and part of the checkpoint key, so no run continues one that started from other weights.
         config = replace(config, init_from=warm_start.source.pinned_uri)
@@ -135,9 +137,11 @@ def train_step(
 
 
 def _warm_start(init_from: str, config: ClassifierConfig, label_names: Sequence[str],
-                tracking_uri: str | None) -> WarmStart:
+                tracking_uri: str | None, init_from_version: str = "") -> WarmStart:
     """Resolve and check `model.init_from` before anything trains; say in the task's log what it resolved to."""
-    warm_start = load_warm_start(init_from, tracking_uri)
+    # A folder's digest pinned only the cache key; an alias's version pins what is loaded.
+    alias_version = "" if init_from_version.startswith("sha256:") else init_from_version
+    warm_start = load_warm_start(init_from, tracking_uri, alias_version=alias_version)
     warm_start.check(config, label_names)
     source = warm_start.source
     pinned = "" if source.pinned_uri == init_from else f" = {source.pinned_uri}"

@@ -1,9 +1,10 @@
 """The joint trainer: one loop for MatTA and its equal-budget baselines. Entry point: `train`.
 
 Per step, MatTA embeds the batch ONCE (the embedding bag is width-independent and is most of the cost), then runs
-the cheap nested MLP at the TA's widths, the Student's, and `sandwich_k` random widths, and minimises
-`matta_loss`. The baselines run the same loop (same steps, batch size, data order, optimizer) on a model that has
-only the Student's parameters: `kd` distils from the Teacher, `ce_only` fits the labels.
+the cheap nested MLP at the TA's widths, the Student's, and `sandwich_k` random widths (or, with
+`TrainConfig.loss_widths`, each of the widths listed there), and minimises `matta_loss`. The baselines run the
+same loop (same steps, batch size, data order, optimizer) on a model that has only the Student's parameters:
+`kd` distils from the Teacher, `ce_only` fits the labels.
 
 The loop itself (seeding, checkpoints, resume, callbacks, validation timing) is the shared
 `matta_core.training.loop.run_training`; this module supplies the classifier's model and per-step loss
@@ -29,7 +30,7 @@ from matta_core.families.classifier.loss import matta_loss, supervised_loss
 from matta_core.families.classifier.model import NestedClassifier
 from matta_core.families.classifier.warm_start import WarmStart
 from matta_core.features.hashing import inverse_document_frequency
-from matta_core.nested.widths import Widths, sample_widths
+from matta_core.nested.widths import WidthError, Widths, sample_widths, validate_widths
 from matta_core.training.callbacks import Callback
 from matta_core.training.config import TrainConfig
 from matta_core.training.loop import TrainingStep, run_training
@@ -95,6 +96,7 @@ class ClassifierStep(TrainingStep[NestedClassifier, TrainResult]):
         self.net_config = model_config if config.arm == "matta" else model_config.sub_config(student)
         self.low = sample_low_bounds(config, model_config.width_slots())
         self.eval_widths = _eval_widths(self.net_config, config.arm)
+        self.fixed_widths = _fixed_widths(self.net_config, config)
 
     def build_model(self) -> NestedClassifier:
         """The arm's model as training starts: randomly initialised (the global generators, seeded by the loop),
@@ -115,7 +117,7 @@ class ClassifierStep(TrainingStep[NestedClassifier, TrainResult]):
         """The arm's loss on one batch; `progress` in [0, 1) drives the online-distillation ramp."""
         config = self.config
         if config.arm == "matta":
-            return _matta_loss(model, batch, config, progress, sampler, self.low)
+            return _matta_loss(model, batch, config, progress, sampler, self.low, self.fixed_widths)
         logits = model(batch.features)
         if config.arm == "kd":
             loss = supervised_loss(logits, batch.teacher_logits, batch.labels, config.loss)
@@ -168,13 +170,17 @@ def _matta_loss(
     progress: float,
     sampler: torch.Generator,
     low: Widths,
+    fixed_widths: list[Widths] | None = None,
 ) -> LossTerms:
     net = model.config
     hidden = model.embed(batch.features)
     ta_logits = model.head_forward(hidden, net.ta_widths)
     student_logits = model.head_forward(hidden, net.student_widths)
-    slots = net.width_slots()
-    sampled = [model.head_forward(hidden, sample_widths(slots, sampler, low)) for _ in range(config.sandwich_k)]
+    if fixed_widths is not None:
+        sampled = [model.head_forward(hidden, w) for w in fixed_widths]
+    else:
+        slots = net.width_slots()
+        sampled = [model.head_forward(hidden, sample_widths(slots, sampler, low)) for _ in range(config.sandwich_k)]
     return matta_loss(ta_logits, student_logits, batch.teacher_logits, batch.labels, config.loss, progress, sampled)
 
 
@@ -185,6 +191,25 @@ def _check_arm_data(arm: str, data: TrainingData) -> None:
         raise TrainingDataError(
             "arm 'kd' distils from the Teacher, but the training data has no Teacher logits (use 'ce_only')"
         )
+
+
+def _fixed_widths(config: ClassifierConfig, train: TrainConfig) -> list[Widths] | None:
+    """The widths `loss_widths` trains every step besides the TA and the Student (which have their own terms), or
+    None to sample. A width that does not fit the model is refused naming the field; the baselines have one width
+    and ignore the setting."""
+    if train.loss_widths is None or train.arm != "matta":
+        return None
+    fixed: list[Widths] = []
+    for widths in train.loss_widths:
+        if len(widths) == 1 and len(config.hidden_widths) > 1:
+            widths = widths * len(config.hidden_widths)  # one number: the same width in every layer
+        try:
+            checked = validate_widths(config.width_slots(), widths)
+        except WidthError as error:
+            raise ValueError(f"train.loss_widths: {list(widths)} does not fit the model: {error}") from None
+        if checked not in (config.ta_widths, config.student_widths) and checked not in fixed:
+            fixed.append(checked)
+    return fixed
 
 
 def _eval_widths(config: ClassifierConfig, arm: str) -> dict[str, Widths]:

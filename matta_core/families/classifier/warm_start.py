@@ -118,20 +118,19 @@ class WarmStart:
 # --------------------------------------------------------------------------------------------------------- resolve
 
 
-def load_warm_start(init_from: str, tracking_uri: str | None = None) -> WarmStart:
+def load_warm_start(init_from: str, tracking_uri: str | None = None, *, alias_version: str = "") -> WarmStart:
     """Resolve ``model.init_from`` and load the saved model it names (see the module docstring for the forms).
 
     `tracking_uri`: the step's tracking store (default ``MLFLOW_TRACKING_URI``), needed for ``models:/`` URIs.
-    Every refusal (an unknown registered model, alias or version, a missing folder or file) is a WarmStartError
-    naming `init_from`.
+    `alias_version`: for ``models:/<name>@<alias>``, the version the alias named when the pipeline run started
+    (`pin_init_from`, read by its first task): that version is loaded, and recorded with the alias, even if the
+    alias has moved since. Every refusal (an unknown registered model, alias or version, a missing folder or file)
+    is a WarmStartError naming `init_from`.
     """
-    try:
-        parsed = parse_init_from(init_from)
-    except ValueError as error:
-        raise WarmStartError(f"model.{error}") from None
+    parsed = _parse(init_from)
     with tempfile.TemporaryDirectory(prefix="matta-init-from-") as tmp:
         if parsed.registered:
-            folder, source = _from_registry(parsed, tracking_uri, Path(tmp))
+            folder, source = _from_registry(parsed, tracking_uri, Path(tmp), alias_version)
         else:
             folder, source = _from_folder(parsed, Path(tmp)), WarmStartSource(init_from)
         try:
@@ -145,6 +144,35 @@ def load_warm_start(init_from: str, tracking_uri: str | None = None) -> WarmStar
         except WarmStartError as error:
             raise WarmStartError(f"model.init_from {init_from!r}: {error}") from None
     return WarmStart(replace(source, weights_sha256=digest), config, weights)
+
+
+def pin_init_from(init_from: str, tracking_uri: str | None = None) -> str:
+    """What ``model.init_from`` names NOW, for a pipeline run's first task to pass on as the train task's cache key:
+    the version an alias names (``"3"``), or the sha256 of a folder's config and weights (``"sha256:..."``);
+    ``""`` for a version named by number (the URI pins it) and when no tracking store is configured (the train
+    step then refuses the URI itself). An alias moves and a folder can be overwritten: a cached training that
+    started from other weights must not be reused (KFP keys its cache on a task's inputs, and the URI in the model
+    section stays the same)."""
+    parsed = _parse(init_from)
+    if not parsed.registered:
+        uri = parsed.uri
+        parts = [f"{name}:{storage.sha256(storage.join(uri, name))}" for name in (CONFIG_FILE, WEIGHTS_FILE)
+                 if storage.exists(storage.join(uri, name))]
+        return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else ""
+    if parsed.alias is None:
+        return ""
+    from matta_core.tracking.uri import configured_tracking_uri
+
+    if not configured_tracking_uri(tracking_uri):
+        return ""
+    return _registry_version(parsed, tracking_uri)[2]
+
+
+def _parse(init_from: str) -> InitFrom:
+    try:
+        return parse_init_from(init_from)
+    except ValueError as error:
+        raise WarmStartError(f"model.{error}") from None
 
 
 def _from_folder(parsed: InitFrom, into: Path) -> Path:
@@ -165,12 +193,32 @@ def _from_folder(parsed: InitFrom, into: Path) -> Path:
     return into
 
 
-def _from_registry(parsed: InitFrom, tracking_uri: str | None, into: Path) -> tuple[Path, WarmStartSource]:
-    """Pin the version, download its logged model into `into`, and return the standalone folder inside it."""
-    from mlflow import MlflowClient
+def _from_registry(parsed: InitFrom, tracking_uri: str | None, into: Path, alias_version: str = ""
+                   ) -> tuple[Path, WarmStartSource]:
+    """Pin the version (an alias's `alias_version` when given), download its logged model into `into`, and return
+    the standalone folder inside it."""
     from mlflow.artifacts import download_artifacts
 
     from matta_core.release import tags as RT
+
+    uri, name = parsed.uri, str(parsed.registered_model)
+    client, store, version = _registry_version(parsed, tracking_uri, alias_version)
+    found = client.get_model_version(name, version)
+    # The version's own artifact location, not models:/<name>/<version>: MLflow resolves that through the process's
+    # global registry URI, which need not be this store.
+    location = client.get_model_version_download_uri(name, version)
+    root = Path(download_artifacts(artifact_uri=location, dst_path=str(into), tracking_uri=store))
+    source = WarmStartSource(uri, name, parsed.alias, str(version), source_run_id=found.run_id or None,
+                             pipeline_run_id=found.tags.get(RT.PIPELINE_RUN_ID))
+    return _standalone_folder(root, uri, name, str(version)), source
+
+
+def _registry_version(parsed: InitFrom, tracking_uri: str | None, alias_version: str = ""
+                      ) -> tuple[Any, str, str]:
+    """The registry client of the step's store, the store's URI and the version `parsed` names (an alias read now,
+    unless `alias_version` says what it named when the run started); refusals name the URI."""
+    from mlflow import MlflowClient
+
     from matta_core.release.registry import (
         RegistryNotFoundError,
         get_aliases,
@@ -188,7 +236,10 @@ def _from_registry(parsed: InitFrom, tracking_uri: str | None, into: Path) -> tu
     check_tracking_uri(store)
     client = MlflowClient(store)
     try:
-        if parsed.alias is not None:
+        if parsed.alias is not None and alias_version:
+            version = alias_version
+            require_model_version(client, name, version)
+        elif parsed.alias is not None:
             require_registered_model(client, name)
             aliases = get_aliases(client, name)
             version = aliases.get(parsed.alias)
@@ -202,14 +253,7 @@ def _from_registry(parsed: InitFrom, tracking_uri: str | None, into: Path) -> tu
             require_model_version(client, name, version)
     except RegistryNotFoundError as error:
         raise WarmStartError(f"model.init_from {uri!r}: {error}") from None
-    found = client.get_model_version(name, version)
-    # The version's own artifact location, not models:/<name>/<version>: MLflow resolves that through the process's
-    # global registry URI, which need not be this store.
-    location = client.get_model_version_download_uri(name, version)
-    root = Path(download_artifacts(artifact_uri=location, dst_path=str(into), tracking_uri=store))
-    source = WarmStartSource(uri, name, parsed.alias, str(version), source_run_id=found.run_id or None,
-                             pipeline_run_id=found.tags.get(RT.PIPELINE_RUN_ID))
-    return _standalone_folder(root, uri, name, str(version)), source
+    return client, store, str(version)
 
 
 def _standalone_folder(root: Path, uri: str, name: str, version: str) -> Path:

@@ -55,6 +55,7 @@ class DecoderFamily:
     evaluation_reads_teacher = True
     release_skip_reason: str | None = RELEASE_SKIP_REASON
     reads_extraction_section = False  # its Hugging Face export is written as trained
+    trains_every_width = False  # a head per width is a full-vocabulary projection: sampled
 
     # --- the run config ---------------------------------------------------------------------------------------
 
@@ -130,8 +131,10 @@ class DecoderFamily:
         return metrics
 
     def train(self, prepared_dir: str, teacher_dir: str, out_dir: str, model: Any, train: TrainSection,
-              data: DataSection, tracking: Tracking, *, progress: bool = False) -> tuple[dict[str, float], list[str]]:
-        """Step 3: train the nested decoder (MatTA) and the baselines; the baseline decoders are logged here."""
+              data: DataSection, tracking: Tracking, *, progress: bool = False,
+              init_from_version: str = "") -> tuple[dict[str, float], list[str]]:
+        """Step 3: train the nested decoder (MatTA) and the baselines; the baseline decoders are logged here. A
+        decoder has no warm start: `init_from_version` is always ""."""
         from matta_core.families.decoder.train_step import lm_train_step
 
         with tracking.step("train") as run_id:
@@ -149,6 +152,9 @@ class DecoderFamily:
                 for sub in baseline_dirs:
                     _log_decoder(str(Path(out_dir) / sub))
         return metrics, baseline_dirs
+
+    def pin_init_from(self, model: Any, tracking_uri: str) -> str:
+        return ""  # the decoder's model section has no init_from
 
     def extract(self, trained_dir: str, widths: Sequence[Any], out_dir: str, prepared_dir: str, data: DataSection,
                 tracking: Tracking, extraction: ExtractionSection | None = None) -> dict[str, float]:

@@ -78,7 +78,8 @@ def config_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """The field defaults of the run config describe the classifier. A causal_lm run that leaves out the model
     section or the widths gets the decoder's defaults instead (its TA and Student), and training the LM defaults
     (`matta_core.families.decoder.train_config`: lr, batch size, tau = 1), written into the config so the steps
-    receive them."""
+    receive them. Its widths are sampled each step (``train.widths_per_step``): an LM head per width costs a
+    full-vocabulary projection."""
     from matta_core.families.decoder.loss import LM_LOSS_CONFIG
     from matta_core.families.decoder.train_config import LM_BATCH_SIZE, LM_LR
 
@@ -87,7 +88,7 @@ def config_defaults(data: dict[str, Any]) -> dict[str, Any]:
         loss = train.get("loss", {})
         if isinstance(loss, dict):
             loss = {"temperature": LM_LOSS_CONFIG.temperature, **loss}
-        train = {"lr": LM_LR, "batch_size": LM_BATCH_SIZE, **train, "loss": loss}
+        train = {"lr": LM_LR, "batch_size": LM_BATCH_SIZE, "widths_per_step": "sampled", **train, "loss": loss}
     return {"model": {}, "widths": ["ta", "student"], **data, "train": train}
 
 

@@ -96,6 +96,9 @@ class DecoderStep(TrainingStep[NestedDecoder, LMTrainResult]):
         *,
         validation: LMTrainingData | None = None,
     ) -> None:
+        if config.loss_widths is not None:
+            raise ValueError("train.loss_widths (every width's loss each step) is built for the classifier family "
+                             "only; a causal_lm run samples its widths (train.sandwich_k): remove loss_widths")
         self.model_config = decoder_config
         self.config = config
         self.optim = optim
