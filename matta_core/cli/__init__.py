@@ -8,6 +8,7 @@ from matta_core.cli import (
     pipeline_cmds,  # noqa: F401  (registers its commands)
     release_cmds,  # noqa: F401  (registers its commands)
     runs_cmds,  # noqa: F401  (registers its commands)
+    stack_cmds,  # noqa: F401  (registers its commands)
 )
 from matta_core.cli.app import app
 

@@ -1,4 +1,5 @@
-"""Build ``docker/Dockerfile`` (or ``Dockerfile.gpu``) with the machine's engine, the way a CI job would.
+"""Build ``docker/Dockerfile`` (or ``Dockerfile.gpu``, or a service image such as ``docker/mlflow-server``) with
+the machine's engine, the way a CI job would.
 
 - engine: a Docker engine that answers, else podman (:mod:`matta_core.imagebuild.engine`);
 - base: the Dockerfile's pinned official image where its registry answers, else one built from Debian packages
@@ -6,7 +7,8 @@
 - build-machine inputs (CA bundle, pip's configuration and the folders it names) mounted read-only for the RUN
   steps only (:mod:`matta_core.imagebuild.host_inputs`; podman only: the Docker engine's classic builder has no
   build-time mounts, so with Docker the build must reach its indexes directly);
-- labels and ``/etc/matta/image.json``: version, revision, creation time and the code version of the tree.
+- labels and ``/etc/matta/image.json``: version, revision, creation time and the code version of the tree
+  (service images: revision, source and creation time only; their version is the one of the software they serve).
 
 A failed build leaves no image under the requested name: the build goes to a temporary tag first and is renamed
 only on success (a re-tag, instantaneous), so a name always points at a complete build.
@@ -32,6 +34,7 @@ from matta_core.image import (
     DEFAULT_PLATFORM,
     DOCKERFILES,
     REPO_ROOT,
+    SERVICE_CONTEXTS,
     ImageBuildError,
     ImageTagError,
     Variant,
@@ -55,13 +58,13 @@ class BuiltImage:
     seconds: float
     engine: str
     base_image: str
-    code_version: str
+    code_version: str | None  # None for a service image
 
 
 def build(
     tag: str,
     *,
-    code_version: str,
+    code_version: str | None,
     variant: Variant = "cpu",
     context: Path | None = None,
     engine: Engine | None = None,
@@ -74,26 +77,40 @@ def build(
 ) -> BuiltImage:
     """Build the image ``tag`` from ``context`` (a matta checkout) and return what was built.
 
+    ``variant``: "cpu" or "gpu" (the project image, built from the checkout's root), or a service image of
+    :data:`~matta_core.image.SERVICE_CONTEXTS` ("mlflow-server"), built from its own folder only.
+
     ``base``: "auto" (the pinned official image if its registry answers, else Debian packages), "registry", "debian",
     or an image name the engine already has. ``host_inputs_mode``: "auto"/"on" mounts pip's configuration and CA
     bundle into the RUN steps (podman only), "off" does not. ``no_cache`` rebuilds every layer (the base image is
     reused). ``code_version`` is baked into the label
-    ``io.matta.code-version`` and ``/etc/matta/image.json``.
+    ``io.matta.code-version`` and ``/etc/matta/image.json`` (project image: required; service image: None).
     Raises :class:`ImageTagError` for a name KFP cannot cache on and :class:`ImageBuildError` for everything else
     (no engine, a failed RUN step with its last lines), before or instead of tagging anything.
     """
     tag = check_image_ref(tag, allow_digest=False)
-    if variant not in DOCKERFILES:
-        raise ImageTagError(f"variant {variant!r} is not one of {sorted(DOCKERFILES)}")
+    if variant not in DOCKERFILES and variant not in SERVICE_CONTEXTS:
+        raise ImageTagError(f"variant {variant!r} is not one of {sorted([*DOCKERFILES, *SERVICE_CONTEXTS])}")
+    if (code_version is None) != (variant in SERVICE_CONTEXTS):
+        raise ValueError(f"code_version: the project image needs one, a service image takes none ({variant!r})")
     root = Path(context).resolve() if context is not None else REPO_ROOT
-    dockerfile = root / DOCKERFILES[variant]
+    service = SERVICE_CONTEXTS.get(variant)
+    relative = f"{service}/Dockerfile" if service else DOCKERFILES[variant]
+    dockerfile = root / relative
     if not dockerfile.is_file():
-        raise ImageBuildError(f"no {DOCKERFILES[variant]} under {root}: pass the root of a matta checkout")
+        raise ImageBuildError(f"no {relative} under {root}: pass the root of a matta checkout")
     engine = engine or find_engine()
     started = time.monotonic()
 
-    args = {**build_labels(root), "CODE_VERSION": code_version,
-            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if service:
+        # The revision of the checkout, "-dirty" if the service's folder was edited; no matta version or code
+        # version: the image holds none of matta's code.
+        labels = build_labels(root, copied=(service,))
+        args = {key: labels[key] for key in ("REVISION", "SOURCE_URL") if key in labels} | {"CREATED": created}
+    else:
+        assert code_version is not None  # checked above
+        args = {**build_labels(root), "CODE_VERSION": code_version, "CREATED": created}
     chosen_base = _choose_base(engine, variant, base, args)
     if variant == "cpu" and "TORCH_INDEX_URL" not in (build_args or {}) and not base_image.url_answers(CPU_TORCH_INDEX):
         # The build machine cannot reach PyTorch's CPU index: pip's configured index decides, and the Dockerfile
@@ -111,7 +128,8 @@ def build(
             raise ImageBuildError("build-time mounts of the build machine's pip settings need podman (the Docker "
                                   "engine's builder has none): use --engine podman or --host-inputs off")
         staging = f"{_repository(tag)}:building-{uuid.uuid4().hex[:12]}"
-        command = _build_command(engine, root, dockerfile, staging, args, mounts, platform, no_cache)
+        command = _build_command(engine, dockerfile.parent if service else root, dockerfile, staging, args, mounts,
+                                 platform, no_cache)
         print(f"building {tag} with {engine.kind} from {dockerfile} (base {chosen_base}"
               f"{f', {len(mounts)} build-machine inputs mounted for RUN steps' if mounts else ''})", flush=True)
         _run_build(engine, command, tag, quiet)
@@ -123,8 +141,8 @@ def build(
     built = BuiltImage(name=info.name, image_id=info.image_id, size_bytes=info.size_bytes,
                        seconds=time.monotonic() - started, engine=engine.kind, base_image=chosen_base,
                        code_version=code_version)
-    print(f"built {built.name} ({built.image_id[:19]}): {built.size_bytes / 1e9:.2f} GB, {built.seconds:.0f} s, "
-          f"code version {code_version}", flush=True)
+    print(f"built {built.name} ({built.image_id[:19]}): {built.size_bytes / 1e9:.2f} GB, {built.seconds:.0f} s"
+          f"{f', code version {code_version}' if code_version else ''}", flush=True)
     return built
 
 
@@ -217,8 +235,16 @@ def _repository(tag: str) -> str:
     return name.rsplit(":", 1)[0] if ":" in last else name
 
 
-def build_labels(root: Path) -> dict[str, str]:
-    """Values for the OCI labels, read from the tree being built; a modified tree says so in its revision."""
+#: What the project's Dockerfiles copy from the checkout: an edit there makes the revision "-dirty".
+PROJECT_COPIED = ("pyproject.toml", "README.md", "matta_core")
+
+
+def build_labels(root: Path, copied: tuple[str, ...] = PROJECT_COPIED) -> dict[str, str]:
+    """Values for the OCI labels, read from the tree being built; a modified tree says so in its revision.
+
+    ``copied``: the paths the image is built from, relative to ``root``; a change under one marks the revision
+    "-dirty".
+    """
     args: dict[str, str] = {}
     try:
         with (root / "pyproject.toml").open("rb") as f:
@@ -227,8 +253,8 @@ def build_labels(root: Path) -> dict[str, str]:
         pass  # the Dockerfile's default ("unset") is honest
     revision = _git(root, "rev-parse", "HEAD")
     if revision:
-        # Only what the Dockerfiles copy; untracked files there count too, since they end up in the image.
-        dirty = _git(root, "status", "--porcelain", "--", "pyproject.toml", "README.md", "matta_core")
+        # Only what the Dockerfile copies; untracked files there count too, since they end up in the image.
+        dirty = _git(root, "status", "--porcelain", "--", *copied)
         args["REVISION"] = revision + ("-dirty" if dirty else "")
     source = _git(root, "remote", "get-url", "origin")
     if source:

@@ -21,6 +21,7 @@ from pipelines.local_runner import run_pipeline
 from tests.containers.conftest import BuiltImage
 from tests.kfp.helpers import small_config
 from tests.kfp.test_cluster_contract import CLUSTER_CONFIG
+from tests.mirror import MIRROR_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -36,9 +37,12 @@ def test_the_cluster_yaml_runs_in_containers(image: BuiltImage, tmp_path: Path) 
     assert steps["train-models"]["retryPolicy"]["maxRetryCount"] == 2
 
     checkpoints = tmp_path / "checkpoints"
+    # A few hundred Banking77 rows (the Teacher runs in the image on an empty cache: most of this test's time);
+    # 4 epochs of them are 13 steps, so training passes a checkpoint_every step (10) before its final checkpoint.
     tiny = PipelineConfig.parse(small_config(
         tmp_path, tmp_path / "cache", widths=[[96], [32]],
-        train={"epochs": 2, "num_threads": 1, "lr": 1e-2, "baselines": ["ce_only"], "checkpoint_every": 10,
+        data={"mirror_dir": str(MIRROR_DIR), "limit_train_rows": 400, "limit_test_rows": 200},
+        train={"epochs": 4, "num_threads": 1, "lr": 1e-2, "baselines": ["ce_only"], "checkpoint_every": 10,
                "checkpoint_dir": str(checkpoints)}))
     result = run_pipeline(tiny, runner="docker", image=image.name, package=package)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 import urllib.request
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -18,6 +20,7 @@ from matta_core.tracking.local_server import free_port, serving
 from pipelines.local_runner import PipelineRunResult, run_pipeline
 from tests.containers.conftest import BuiltImage
 from tests.kfp.helpers import small_config, small_lm_config
+from tests.mirror import MIRROR_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 IMAGE_UID = 10001
@@ -34,6 +37,17 @@ def _accuracies(result: PipelineRunResult) -> dict[str, float]:
         "teacher": float(report["teacher"]["test_accuracy"])}
 
 
+def _wait_for_task(out: Path, task: str, run: Future, timeout: float) -> None:
+    """Until the run into `out` (going on in another process) started `task`; fails if it ended first."""
+    deadline = time.monotonic() + timeout
+    while not any((out / "kfp").glob(f"matta-*/{task}")):
+        if run.done():
+            run.result()  # raises what the run raised
+            pytest.fail(f"the run into {out} ended before it started {task}")
+        assert time.monotonic() < deadline, f"the run into {out} did not start {task} within {timeout} s"
+        time.sleep(1)
+
+
 def _artifacts(result: PipelineRunResult) -> dict[str, Path]:
     [run_dir] = list(result.pipeline_root.glob("matta-*"))
     return {str(p.relative_to(run_dir)): p for p in run_dir.rglob("*") if p.is_file()}
@@ -41,10 +55,35 @@ def _artifacts(result: PipelineRunResult) -> dict[str, Path]:
 
 @pytest.mark.timeout(1500)
 def test_docker_runner_matches_the_subprocess_runner(image: BuiltImage, tmp_path: Path, shared_cache: Path) -> None:
-    # The containers go first, on an empty Teacher cache: the real MiniLM Teacher runs inside the image.
-    in_containers = run_pipeline(
-        PipelineConfig.parse(small_config(tmp_path / "docker", shared_cache)), runner="docker", image=image.name)
-    as_processes = run_pipeline(PipelineConfig.parse(small_config(tmp_path / "subprocess", shared_cache)))
+    # A few hundred Banking77 rows: the comparison is of every arm and width, not of how well they learn.
+    data = {"mirror_dir": str(MIRROR_DIR), "limit_train_rows": 400, "limit_test_rows": 200}
+    docker_config = PipelineConfig.parse(small_config(tmp_path / "docker", shared_cache, data=data))
+    host_config = PipelineConfig.parse(small_config(tmp_path / "subprocess", shared_cache, data=data))
+    # The containers go first, on an empty Teacher cache: the real MiniLM Teacher runs inside the image. Once it
+    # has filled the cache (the containers' training started), the same run as host processes goes on beside the
+    # containers' remaining steps and the serving check below. Each run_pipeline has a process of its own
+    # (kfp.local's settings are global to a process).
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        docker_run = pool.submit(run_pipeline, docker_config, runner="docker", image=image.name)
+        _wait_for_task(Path(docker_config.output_dir), "train-models", docker_run, timeout=900)
+        host_run = pool.submit(run_pipeline, host_config)
+        in_containers = docker_run.result(timeout=900)
+
+        # The registered @challenger serves from inside the image with MLflow's own scoring server, and answers a
+        # real HTTP request exactly as the model loaded here does.
+        passed = [d for d in in_containers.release_summary["classes"].values() if d["passed"]]
+        assert passed
+        model_uri = f"models:/{passed[0]['registered_model']}@challenger"
+        texts = ["I lost my card", "how do I top up with apple pay?", "why was my transfer declined"]
+        assert in_containers.tracking_uri is not None
+        with serving(in_containers.tracking_uri, in_containers.output_dir / "mlartifacts",
+                     tmp_path / "serve-server.log") as server:
+            served = serve_in_image(image, model_uri, server.uri, texts, tmp_path)
+            mlflow.set_tracking_uri(server.uri)
+            expected = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"text": texts}))
+            mlflow.set_tracking_uri(None)
+        assert [row["label"] for row in served] == list(expected["label"])
+        as_processes = host_run.result(timeout=900)
 
     # Same seed, same code, same torch build: the same models to the last digit.
     docker_acc, host_acc = _accuracies(in_containers), _accuracies(as_processes)
@@ -69,21 +108,6 @@ def test_docker_runner_matches_the_subprocess_runner(image: BuiltImage, tmp_path
     assert docker_release["status"] == host_release["status"] == "gated"
     assert {c: d["candidate"] for c, d in docker_release["classes"].items()} == {
         c: d["candidate"] for c, d in host_release["classes"].items()}
-
-    # The registered @challenger serves from inside the image with MLflow's own scoring server, and answers a
-    # real HTTP request exactly as the model loaded here does.
-    passed = [d for d in docker_release["classes"].values() if d["passed"]]
-    assert passed
-    model_uri = f"models:/{passed[0]['registered_model']}@challenger"
-    texts = ["I lost my card", "how do I top up with apple pay?", "why was my transfer declined"]
-    assert in_containers.tracking_uri is not None
-    with serving(in_containers.tracking_uri, in_containers.output_dir / "mlartifacts",
-                 tmp_path / "serve-server.log") as server:
-        served = serve_in_image(image, model_uri, server.uri, texts, tmp_path)
-        mlflow.set_tracking_uri(server.uri)
-        expected = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"text": texts}))
-        mlflow.set_tracking_uri(None)
-    assert [row["label"] for row in served] == list(expected["label"])
 
 
 def serve_in_image(image: BuiltImage, model_uri: str, tracking_uri: str, texts: list[str], tmp_path: Path) -> list:
@@ -115,7 +139,11 @@ def serve_in_image(image: BuiltImage, model_uri: str, tracking_uri: str, texts: 
 
 @pytest.mark.timeout(1200)
 def test_causal_lm_runs_in_the_image_with_the_real_smollm2_teacher(image: BuiltImage, tmp_path: Path) -> None:
-    config = PipelineConfig.parse(small_lm_config(tmp_path, tmp_path / "cache"))
+    # 16 validation and 16 test passages instead of small_lm_config's 50 each: the real Teacher in the image on an
+    # empty cache (about a second a passage on 2 cores) is most of this test's time. The 200 train passages stay:
+    # 24 steps of 8 see each about once (fewer would be repeated, and the Students overfit past the uniform guess).
+    data = {"source": "wiki_sents", "mirror_dir": str(MIRROR_DIR), "limit_train_rows": 200, "limit_test_rows": 16}
+    config = PipelineConfig.parse(small_lm_config(tmp_path, tmp_path / "cache", data=data))
     result = run_pipeline(config, runner="docker", image=image.name)
     report = json.loads((result.report_dir / "report.json").read_text())
     assert report["task"] == "causal_lm"

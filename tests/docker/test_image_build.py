@@ -1,4 +1,5 @@
-"""`matta image build` before any engine is asked: names KFP can cache on, variants, the labels' inputs.
+"""`matta image build` before any engine is asked: names KFP can cache on, variants (the mlflow-server image
+included), the labels' inputs.
 
 The builds themselves run for real in tests/containers (podman or Docker, whichever the machine has).
 """
@@ -13,7 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from matta_core.cli import app
-from matta_core.image import ImageBuildError, ImageTagError, check_image_ref, default_image_tag
+from matta_core.image import (
+    REPO_ROOT,
+    ImageBuildError,
+    ImageTagError,
+    check_image_ref,
+    default_image_tag,
+    default_mlflow_server_tag,
+)
 from matta_core.imagebuild.build import build, build_labels
 from matta_core.imagebuild.engine import Engine
 
@@ -96,3 +104,63 @@ def test_cli_refuses_a_moving_tag_before_building() -> None:
 def test_cli_refuses_unknown_host_inputs_mode() -> None:
     result = CliRunner().invoke(app, ["image", "build", "--host-inputs", "sometimes"])
     assert result.exit_code == 2 and "--host-inputs 'sometimes' is not one of" in result.output
+
+
+# --- the mlflow-server variant (docker/mlflow-server: a service image, its own folder as the build context) ----
+
+
+def test_mlflow_server_tag_is_the_dockerfiles_mlflow_pin() -> None:
+    import tomllib
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (project_mlflow,) = [d for d in extras["local"] if d.startswith("mlflow==")]
+    assert default_mlflow_server_tag() == f"mlflow-server:{project_mlflow.split('==')[1]}"
+    assert check_image_ref(default_mlflow_server_tag())
+
+
+def test_mlflow_server_tag_needs_exactly_one_pin(tmp_path: Path) -> None:
+    (tmp_path / "docker" / "mlflow-server").mkdir(parents=True)
+    dockerfile = tmp_path / "docker" / "mlflow-server" / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11.15-slim-bookworm\nRUN pip install mlflow\n")
+    with pytest.raises(ImageBuildError, match=r"must pin MLflow exactly once.*found none"):
+        default_mlflow_server_tag(tmp_path)
+    dockerfile.write_text('RUN pip install "mlflow[auth]==3.17.2"\n')
+    assert default_mlflow_server_tag(tmp_path) == "mlflow-server:3.17.2"
+
+
+def test_service_images_take_no_code_version_and_the_project_image_needs_one(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="service image takes none"):
+        build("mlflow-server:3.17.2", code_version="0.1.0+src.0", variant="mlflow-server", engine=NOWHERE)
+    with pytest.raises(ValueError, match="project image needs one"):
+        build("matta:0.1.0", code_version=None, engine=NOWHERE)
+    with pytest.raises(ImageBuildError, match=re.escape(f"no docker/mlflow-server/Dockerfile under {tmp_path}")):
+        build("mlflow-server:3.17.2", code_version=None, variant="mlflow-server", context=tmp_path, engine=NOWHERE)
+
+
+def test_mlflow_server_builds_from_its_own_folder_with_the_same_machinery(tmp_path: Path) -> None:
+    """What `podman build` is handed, recorded by a stand-in for the engine's client."""
+    log = tmp_path / "calls.log"
+    cli = tmp_path / "podman"
+    cli.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n'
+                   'if [ "$1 $2" = "image inspect" ]; then\n'
+                   '  echo \'[{"Id": "sha256:ab12", "RepoTags": ["localhost/mlflow-server:3.17.2"], "Size": 5}]\'\n'
+                   'fi\n')
+    cli.chmod(0o755)
+    built = build("mlflow-server:3.17.2", code_version=None, variant="mlflow-server", engine=Engine("podman", str(cli)),
+                  base="localhost/debian-python:3.11-bookworm", host_inputs_mode="off", quiet=True)
+    assert (built.name, built.code_version) == ("localhost/mlflow-server:3.17.2", None)
+    calls = log.read_text().splitlines()
+    (command,) = [c.split() for c in calls if c.startswith("build ")]
+    context = REPO_ROOT / "docker" / "mlflow-server"
+    assert command[-1] == str(context)  # only the folder is sent: no part of the checkout reaches the engine
+    assert command[command.index("-f") + 1] == str(context / "Dockerfile")
+    staging = command[command.index("-t") + 1]
+    assert staging.startswith("mlflow-server:building-")  # renamed only once the build succeeded
+    args = {a.split("=", 1)[0] for i, a in enumerate(command) if command[i - 1] == "--build-arg"}
+    assert {"PYTHON_IMAGE", "CREATED"} <= args and not args & {"CODE_VERSION", "VERSION", "TORCH_INDEX_URL"}
+    assert f"tag {staging} mlflow-server:3.17.2" in calls and f"rmi {staging}" in calls
+
+
+def test_cli_refuses_gpu_with_mlflow_server() -> None:
+    result = CliRunner().invoke(app, ["image", "build", "--gpu", "--mlflow-server"])
+    assert result.exit_code == 2 and "--gpu and --mlflow-server name two different images" in result.output

@@ -32,6 +32,11 @@ class RunningMatta:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def stop(self) -> None:
+        """`kill` unless it already ended (a test's finalizer: nothing is left running when the test fails)."""
+        if self.proc.poll() is None:
+            self.kill()
+
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():

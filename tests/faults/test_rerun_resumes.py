@@ -68,7 +68,7 @@ def test_a_run_killed_in_each_step_resumes_to_the_uninterrupted_result(
             # The Teacher cache is complete now (training started after it): the uninterrupted run reads it as the
             # attempts do, and runs beside the remaining attempts (mostly one process at a time) instead of after.
             uninterrupted = start_run(straight_path, tmp_path, "--no-tracking")
-            request.addfinalizer(lambda run=uninterrupted: run.proc.poll() is None and run.kill())
+            request.addfinalizer(uninterrupted.stop)
         [record] = json.loads((out / "runs.json").read_text())["runs"]
         assert (record["status"], record["attempts"]) == ("running", attempt)
         if attempt > 1:

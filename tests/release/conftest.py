@@ -40,8 +40,10 @@ def prefix() -> str:
 
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def server_uri(mlflow_server: MLflowServer) -> str:  # noqa: F811  (the fixture registered above)
+    """The tracking server the release tests talk to. Session-scoped so module fixtures can use it too;
+    tests/stack overrides it with the PostgreSQL + gs:// stack and reruns these tests there."""
     return mlflow_server.uri
 
 

@@ -27,7 +27,6 @@ from matta_core.release.promote import promote
 from matta_core.release.registry import get_aliases
 from matta_core.release.step import REPORT_FILE, release_step
 from matta_core.tracking import tags as T
-from tests.mlflow_server import MLflowServer
 from tests.release.conftest import TinyModels
 from tests.release.tiny import SIZE_CLASSES
 
@@ -67,9 +66,8 @@ def _cli(*args: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def scenario(mlflow_server: MLflowServer, tiny_models: TinyModels,
-             tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    uri, prefix = mlflow_server.uri, f"flow{uuid.uuid4().hex[:6]}"
+def scenario(server_uri: str, tiny_models: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    uri, prefix = server_uri, f"flow{uuid.uuid4().hex[:6]}"
     s = Scenario(uri, prefix, tmp_path_factory.mktemp("release-flow"))
     client = MlflowClient(uri)
     config = {"model_prefix": prefix, "size_classes": [c.model_dump(exclude_none=True) for c in SIZE_CLASSES],

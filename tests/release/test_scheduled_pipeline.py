@@ -24,9 +24,9 @@ from matta_core.release.local_scheduler import no_overlap
 from tests.kfp.helpers import MATTA, cli_env, write_config
 from tests.mirror import MIRROR_DIR
 
-#: Seconds between ticks: far shorter than a run (~1 minute), so run 1 spans several ticks that must be skipped,
-#: and short enough that waiting for the first tick and for the tick after run 1 costs little.
-TICK_SECONDS = 5
+#: Seconds between ticks: far shorter than a run (~1 minute), so run 1 spans many ticks that must be skipped,
+#: and short enough that waiting for the first tick and for the tick after run 1 costs little (1 s on average).
+TICK_SECONDS = 2
 CRON = f"*/{TICK_SECONDS} * * * * *"
 #: Dense params at embed 32, 77 classes (110 w + 77): width 16 -> 1,837, width 64 -> 7,117. So xs takes the
 #: Student, s the TA.
