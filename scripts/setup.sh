@@ -61,5 +61,7 @@ if [ ! -x .venv-scan/bin/python ]; then
 fi
 if ! .venv-scan/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('checkov') != sys.argv[1])" \
      "$CHECKOV_VERSION" 2>/dev/null; then
-  .venv-scan/bin/pip install -q "checkov==$CHECKOV_VERSION"
+  # --no-compile: checkov pulls in ~200 MB (botocore alone is most of it); compiling all of it at install time
+  # costs minutes, and the scan imports only a small part (compiled on first use).
+  .venv-scan/bin/pip install -q --no-compile "checkov==$CHECKOV_VERSION"
 fi
